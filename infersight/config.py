@@ -1,0 +1,160 @@
+"""Configuration: one YAML file, every key overridable by an ``INFERSIGHT_...`` variable.
+
+Nested keys use a double underscore in the environment, so ``kafka.bootstrap_servers`` is
+``INFERSIGHT_KAFKA__BOOTSTRAP_SERVERS``. Unknown keys are errors: a typo must not silently
+fall back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+CONFIG_ENV = "INFERSIGHT_CONFIG"
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; the message names the key and the reason."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TopicsConfig(Section):
+    payloads: str = "infersight.payloads"
+    detections: str = "infersight.detections"
+    deadletter: str = "infersight.deadletter"
+
+
+class KafkaConfig(Section):
+    bootstrap_servers: str = "localhost:9092"
+    client_id: str = "infersight"
+    topics: TopicsConfig = TopicsConfig()
+    partitions: int = Field(6, ge=1, le=10_000)
+    replication_factor: int = Field(1, ge=1, le=32)
+    create_topics: bool = True
+    startup_timeout_seconds: float = Field(60.0, gt=0)
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _host_ports(cls, value: str) -> str:
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"expected host:port[,host:port...], got {server.strip()!r}")
+        return value
+
+
+class IngestConfig(Section):
+    host: str = "0.0.0.0"
+    port: int = Field(8080, ge=0, le=65535)
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1)
+    auth_tokens: list[SecretStr] = Field(default_factory=list)
+    kafka_timeout_seconds: float = Field(10.0, gt=0)
+    retry_after_seconds: int = Field(5, ge=1)
+    max_in_flight: int = Field(20_000, ge=1)
+    linger_ms: int = Field(5, ge=0)
+    max_models_in_metrics: int = Field(500, ge=1)
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+
+
+def default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(base) / "infersight"
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "infersight"
+
+
+class LocalKafkaConfig(Section):
+    """The single-node broker that ``infersight kafka start`` runs."""
+
+    state_dir: Path = Field(default_factory=lambda: default_state_dir() / "kafka")
+    maven_repo: Path = Field(default_factory=lambda: default_cache_dir() / "maven")
+    host: str = "localhost"
+    port: int = Field(9092, ge=1, le=65535)
+    controller_port: int = Field(9093, ge=1, le=65535)
+    heap: str = Field("512m", pattern=r"^\d+[kmg]$")
+    start_timeout_seconds: float = Field(90.0, gt=0)
+
+
+class StoreConfig(Section):
+    url: str = "sqlite:///infersight.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="INFERSIGHT_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    kafka: KafkaConfig = KafkaConfig()
+    ingest: IngestConfig = IngestConfig()
+    local_kafka: LocalKafkaConfig = LocalKafkaConfig()
+    store: StoreConfig = StoreConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The YAML file arrives as init values; the environment wins over it.
+        return env_settings, init_settings
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: {exc.strerror or exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path}: not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: the top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        reason = item["msg"]
+        if item["type"] == "extra_forbidden":
+            reason = "unknown key"
+        lines.append(f"{key}: {reason}")
+    return "; ".join(lines)
+
+
+def load_settings(path: Path | str | None = None) -> Settings:
+    """Read the YAML file (``path`` or ``$INFERSIGHT_CONFIG``), then apply the environment."""
+    chosen = path if path is not None else os.environ.get(CONFIG_ENV)
+    values = _read_yaml(Path(chosen)) if chosen else {}
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        source = f" in {chosen}" if chosen else ""
+        raise ConfigError(f"invalid configuration{source}: {_describe(exc)}") from exc
