@@ -39,6 +39,8 @@ class KafkaConfig(Section):
     partitions: int = Field(6, ge=1, le=10_000)
     replication_factor: int = Field(1, ge=1, le=32)
     create_topics: bool = True
+    #: ``max.message.bytes`` of the topics we create and the producers' largest request.
+    max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     startup_timeout_seconds: float = Field(60.0, gt=0)
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None

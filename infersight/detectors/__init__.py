@@ -1,0 +1,1 @@
+"""Detectors: alibi-detect drift, outlier and adversarial detection on batches of records."""

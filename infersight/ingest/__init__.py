@@ -1,0 +1,1 @@
+"""Ingest: the HTTP CloudEvents receiver that writes every event to Kafka."""

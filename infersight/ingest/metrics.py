@@ -1,0 +1,55 @@
+"""The ingest's Prometheus metrics: events taken, events refused, time to acknowledge."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+
+from infersight.ingest.errors import RejectReason
+from infersight.records import KNOWN_EVENT_TYPES, ModelRef
+
+OVERFLOW = "_other"
+
+# ``*_created`` series double the output and no dashboard reads them.
+disable_created_metrics()
+
+
+class IngestMetrics:
+    """Counters labelled by event type and model, with a cap on how many models get their own series."""
+
+    def __init__(self, registry: CollectorRegistry, max_models: int) -> None:
+        self.events = Counter(
+            "infersight_ingest_events_total",
+            "CloudEvents acknowledged by Kafka, by event type and model.",
+            ["type", "namespace", "inferenceservice", "endpoint"],
+            registry=registry,
+        )
+        self.rejected = Counter(
+            "infersight_ingest_rejected_total",
+            "Requests refused, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.request_duration = Histogram(
+            "infersight_ingest_request_duration_seconds",
+            "Time from receiving a request to answering it.",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=registry,
+        )
+        for reason in ("malformed", "unauthorized", "too_large", "unsupported_media_type", "kafka_unavailable"):
+            self.rejected.labels(reason=reason)
+        self._max_models = max_models
+        self._models: set[ModelRef] = set()
+
+    def _model_labels(self, model: ModelRef) -> tuple[str, str, str]:
+        if model not in self._models:
+            if len(self._models) >= self._max_models:
+                return OVERFLOW, OVERFLOW, OVERFLOW
+            self._models.add(model)
+        return model.namespace, model.inferenceservice, model.endpoint
+
+    def accepted(self, event_type: str, model: ModelRef) -> None:
+        label = event_type if event_type in KNOWN_EVENT_TYPES else "other"
+        self.events.labels(label, *self._model_labels(model)).inc()
+
+    def rejected_for(self, reason: RejectReason) -> None:
+        self.rejected.labels(reason=reason).inc()

@@ -1,0 +1,64 @@
+"""The record types that every stage shares: event types, model identity, partition keys."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+KSERVE_REQUEST: Final = "org.kubeflow.serving.inference.request"
+KSERVE_RESPONSE: Final = "org.kubeflow.serving.inference.response"
+SELDON_REQUEST: Final = "io.seldon.serving.inference.request"
+SELDON_RESPONSE: Final = "io.seldon.serving.inference.response"
+SELDON_FEEDBACK: Final = "io.seldon.serving.feedback"
+FEEDBACK: Final = "io.infersight.feedback"
+
+#: Event types we know; metrics label anything else as ``other`` so labels stay bounded.
+KNOWN_EVENT_TYPES: Final = frozenset(
+    {KSERVE_REQUEST, KSERVE_RESPONSE, SELDON_REQUEST, SELDON_RESPONSE, SELDON_FEEDBACK, FEEDBACK}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRef:
+    """Which deployed model an event belongs to."""
+
+    namespace: str
+    inferenceservice: str
+    endpoint: str
+
+    @classmethod
+    def from_attributes(cls, attributes: Mapping[str, str]) -> ModelRef:
+        """Read the identity from KServe or Seldon extensions (Seldon's ``modelid`` as a fallback)."""
+        name = attributes.get("inferenceservicename") or attributes.get("modelid") or ""
+        return cls(
+            namespace=attributes.get("namespace", ""),
+            inferenceservice=name,
+            endpoint=attributes.get("endpoint", ""),
+        )
+
+    @property
+    def partition_key(self) -> str:
+        """``namespace/inferenceservice``: everything about one model lands in one partition."""
+        return f"{self.namespace}/{self.inferenceservice}"
+
+
+@dataclass(frozen=True, slots=True)
+class RawEvent:
+    """One CloudEvent as received: attribute texts exactly as sent, and the body's bytes.
+
+    ``content_encoding`` is set when the body is compressed (Seldon's gzip bodies); the bytes
+    stay compressed so that what lands in Kafka is what the model server sent.
+    """
+
+    attributes: dict[str, str]
+    data: bytes
+    content_encoding: str | None = None
+
+    @property
+    def type(self) -> str:
+        return self.attributes["type"]
+
+    @property
+    def model(self) -> ModelRef:
+        return ModelRef.from_attributes(self.attributes)

@@ -1,0 +1,1 @@
+"""Sinks: Prometheus metrics, the SQL store and detection events."""

@@ -1,0 +1,1 @@
+"""Streams: Faust workers that decode, pair and batch the events on Kafka."""
