@@ -28,4 +28,5 @@ def ingest(
         log_level=config.log_level,
         access_log=False,
         server_header=False,
+        proxy_headers=False,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 
 from infersight.ingest.errors import RejectReason
@@ -39,6 +41,7 @@ class IngestMetrics:
             self.rejected.labels(reason=reason)
         self._max_models = max_models
         self._models: set[ModelRef] = set()
+        self._event_counters: dict[tuple[str, ModelRef], Any] = {}
 
     def _model_labels(self, model: ModelRef) -> tuple[str, str, str]:
         if model not in self._models:
@@ -48,8 +51,13 @@ class IngestMetrics:
         return model.namespace, model.inferenceservice, model.endpoint
 
     def accepted(self, event_type: str, model: ModelRef) -> None:
-        label = event_type if event_type in KNOWN_EVENT_TYPES else "other"
-        self.events.labels(label, *self._model_labels(model)).inc()
+        counter = self._event_counters.get((event_type, model))
+        if counter is None:
+            label = event_type if event_type in KNOWN_EVENT_TYPES else "other"
+            counter = self.events.labels(label, *self._model_labels(model))
+            if len(self._event_counters) < 4 * self._max_models:
+                self._event_counters[(event_type, model)] = counter
+        counter.inc()
 
     def rejected_for(self, reason: RejectReason) -> None:
         self.rejected.labels(reason=reason).inc()

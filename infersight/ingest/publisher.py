@@ -56,7 +56,8 @@ class KafkaPublisher:
             raise IngestError("kafka_unavailable", f"{self.in_flight} events already wait for Kafka")
         self.in_flight += len(events)
         try:
-            await asyncio.wait_for(self._send_all(events), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                await self._send_all(events)
         except (KafkaError, TimeoutError) as exc:
             reason = "timed out" if isinstance(exc, TimeoutError) else str(exc)
             raise IngestError("kafka_unavailable", f"Kafka did not acknowledge the event: {reason}") from exc
@@ -74,7 +75,8 @@ class KafkaPublisher:
             )
             for event in events
         ]
-        await asyncio.gather(*deliveries)
+        for delivery in deliveries:
+            await delivery
 
     async def ready(self, timeout: float = 2.0) -> bool:
         """True when a broker answered recently, or answers a metadata request now."""

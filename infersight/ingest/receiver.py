@@ -1,0 +1,101 @@
+"""The hot path: one HTTP request in, its events acknowledged by Kafka, one answer out.
+
+It speaks plain ASGI. FastAPI's routing and middleware cost more CPU per request than parsing
+and producing the event together, so ``POST /`` and ``POST /events`` reach this class first
+and everything else (health, metrics, OpenAPI) goes on to the FastAPI application.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+
+from infersight.config import IngestConfig
+from infersight.ingest.auth import BearerAuth
+from infersight.ingest.errors import IngestError
+from infersight.ingest.metrics import IngestMetrics
+from infersight.ingest.parsing import parse_request
+from infersight.ingest.publisher import KafkaPublisher
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+EVENT_PATHS = frozenset({"/", "/events"})
+_JSON = (b"content-type", b"application/json")
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    """Request headers with lower-case names and UTF-8 values (CloudEvents attributes are UTF-8)."""
+    try:
+        return {name.decode("latin-1"): value.decode("utf-8") for name, value in scope["headers"]}
+    except UnicodeDecodeError as exc:
+        raise IngestError("malformed", "a header value is not valid UTF-8") from exc
+
+
+async def _read_body(headers: dict[str, str], receive: Receive, limit: int) -> bytes:
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise IngestError("too_large", f"body of {declared} bytes exceeds the limit of {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise IngestError("malformed", "the client disconnected before the body was complete")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise IngestError("too_large", f"body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+class Receiver:
+    """Parses, publishes and answers; counts every outcome."""
+
+    def __init__(self, config: IngestConfig, publisher: KafkaPublisher, metrics: IngestMetrics) -> None:
+        self.publisher = publisher
+        self.metrics = metrics
+        self.auth = BearerAuth(config.auth_tokens)
+        self.limit = config.max_body_bytes
+        self.retry_after = str(config.retry_after_seconds).encode()
+
+    async def handle(self, scope: Scope, receive: Receive) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        """Status, JSON body and headers of the answer to one request."""
+        started = time.perf_counter()
+        try:
+            headers = _headers(scope)
+            self.auth.check(headers.get("authorization"))
+            events = parse_request(headers, await _read_body(headers, receive, self.limit), self.limit)
+            if events:
+                await self.publisher.publish(events)
+        except IngestError as exc:
+            self.metrics.rejected_for(exc.reason)
+            extra = [(b"retry-after", self.retry_after)] if exc.status == 503 else []
+            return exc.status, orjson.dumps({"error": exc.message}), [_JSON, *extra]
+        finally:
+            self.metrics.request_duration.observe(time.perf_counter() - started)
+        for event in events:
+            self.metrics.accepted(event.type, event.model)
+        return 202, orjson.dumps({"accepted": len(events)}), [_JSON]
+
+    def front(self, app: ASGIApp) -> ASGIApp:
+        """An ASGI app that answers event POSTs itself and passes everything else to ``app``."""
+
+        async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in EVENT_PATHS:
+                status, body, headers = await self.handle(scope, receive)
+                headers.append((b"content-length", str(len(body)).encode()))
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+            else:
+                await app(scope, receive, send)
+
+        return dispatch
