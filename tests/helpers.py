@@ -1,0 +1,104 @@
+"""Real processes for the tests: the ingest as users run it, and reading topics back."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from kafka import KafkaConsumer, TopicPartition
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Ingest:
+    url: str
+    topic: str
+    log: Path
+
+
+@contextlib.contextmanager
+def run_ingest(bootstrap: str, topic: str, log_dir: Path, **env: str) -> Iterator[Ingest]:
+    """``infersight ingest`` in its own process, ready when ``/readyz`` says so."""
+    port = free_port()
+    log = log_dir / f"ingest-{port}.log"
+    environment = {
+        **os.environ,
+        "INFERSIGHT_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+        "INFERSIGHT_KAFKA__TOPICS__PAYLOADS": topic,
+        "INFERSIGHT_KAFKA__TOPICS__DETECTIONS": f"{topic}.detections",
+        "INFERSIGHT_KAFKA__TOPICS__DEADLETTER": f"{topic}.deadletter",
+        "INFERSIGHT_KAFKA__PARTITIONS": "3",
+        **env,
+    }
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "infersight", "ingest", "--host", "127.0.0.1", "--port", str(port)],
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"ingest exited with {process.returncode}: {log.read_text()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"ingest did not become ready: {log.read_text()}")
+            time.sleep(0.2)
+        yield Ingest(url=url, topic=topic, log=log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def topic_size(bootstrap: str, topic: str) -> int:
+    """Records in the topic now: end offsets minus beginning offsets over all partitions."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        ends = consumer.end_offsets(partitions)
+        starts = consumer.beginning_offsets(partitions)
+        return sum(ends[tp] - starts[tp] for tp in partitions)
+    finally:
+        consumer.close()
+
+
+def read_topic(bootstrap: str, topic: str, timeout: float = 30.0) -> list[object]:
+    """Every record in the topic, read by a plain kafka-python consumer (any Kafka client would do)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        records: list[object] = []
+        deadline = time.monotonic() + timeout
+        while any(consumer.position(tp) < ends[tp] for tp in partitions):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"could not read {topic} to its end")
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+        return records
+    finally:
+        consumer.close()
