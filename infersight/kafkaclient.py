@@ -18,7 +18,9 @@ def _security_options(config: KafkaConfig) -> dict[str, Any]:
     if config.sasl_mechanism:
         options["sasl_mechanism"] = config.sasl_mechanism
         options["sasl_plain_username"] = config.sasl_username
-        options["sasl_plain_password"] = config.sasl_password.get_secret_value() if config.sasl_password else None
+        options["sasl_plain_password"] = (
+            config.sasl_password.get_secret_value() if config.sasl_password else None
+        )
     return options
 
 
@@ -46,6 +48,11 @@ def kafka_python_options(config: KafkaConfig) -> dict[str, Any]:
         if value is not None:
             options[name] = str(value)
     return options
+
+
+def infersight_topics(config: KafkaConfig) -> list[str]:
+    """The topics every infersight process relies on."""
+    return [config.topics.payloads, config.topics.detections, config.topics.deadletter]
 
 
 def ensure_topics(config: KafkaConfig, names: Iterable[str]) -> list[str]:

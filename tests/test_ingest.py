@@ -172,9 +172,22 @@ def test_structured_mode(ingest: Ingest, kafka_bootstrap: str) -> None:
 def test_batch_mode_with_binary_data(ingest: Ingest, kafka_bootstrap: str) -> None:
     ids = [str(uuid.uuid4()) for _ in range(3)]
     batch = [
-        {"specversion": "1.0", "id": ids[0], "source": "s", "type": "io.infersight.feedback", "data": {"a": 1}},
+        {
+            "specversion": "1.0",
+            "id": ids[0],
+            "source": "s",
+            "type": "io.infersight.feedback",
+            "data": {"a": 1},
+        },
         {"specversion": "1.0", "id": ids[1], "source": "s", "type": "t", "data_base64": "AAECAw=="},
-        {"specversion": "1.0", "id": ids[2], "source": "s", "type": "t", "datacontenttype": "text/plain", "data": "hi"},
+        {
+            "specversion": "1.0",
+            "id": ids[2],
+            "source": "s",
+            "type": "t",
+            "datacontenttype": "text/plain",
+            "data": "hi",
+        },
     ]
     answer = post(ingest, {"Content-Type": "application/cloudevents-batch+json"}, json.dumps(batch).encode())
     assert answer.status_code == 202
@@ -195,13 +208,27 @@ BAD_REQUESTS = [
         id="missing-source",
     ),
     pytest.param(kserve_headers("", "request"), KSERVE_V1_REQUEST, 400, "id", id="empty-id"),
-    pytest.param(kserve_headers("x", "request", **{"Ce-Specversion": "0.9"}), b"{}", 400, "specversion", id="specversion"),
-    pytest.param(kserve_headers("x", "request", **{"Ce-Time": "yesterday"}), b"{}", 400, "time", id="bad-time"),
+    pytest.param(
+        kserve_headers("x", "request", **{"Ce-Specversion": "0.9"}),
+        b"{}",
+        400,
+        "specversion",
+        id="specversion",
+    ),
+    pytest.param(
+        kserve_headers("x", "request", **{"Ce-Time": "yesterday"}), b"{}", 400, "time", id="bad-time"
+    ),
     pytest.param(kserve_headers("x", "request"), b'{"instances": [[1, 2]', 400, "JSON", id="truncated-json"),
     pytest.param(
-        {**seldon_headers("r", "request")}, gzip.compress(b'{"data": {}}')[:-6], 400, "gzip", id="truncated-gzip"
+        {**seldon_headers("r", "request")},
+        gzip.compress(b'{"data": {}}')[:-6],
+        400,
+        "gzip",
+        id="truncated-gzip",
     ),
-    pytest.param({"Content-Type": "application/cloudevents+json"}, b"[1, 2]", 400, "object", id="structured-array"),
+    pytest.param(
+        {"Content-Type": "application/cloudevents+json"}, b"[1, 2]", 400, "object", id="structured-array"
+    ),
     pytest.param(
         {"Content-Type": "application/cloudevents+json"},
         b'{"specversion": "1.0", "id": "1", "source": "s", "type": "t", "ext": {"nested": 1}}',
@@ -209,7 +236,9 @@ BAD_REQUESTS = [
         "ext",
         id="structured-object-attribute",
     ),
-    pytest.param({"Content-Type": "application/cloudevents-batch+json"}, b"{}", 400, "array", id="batch-not-array"),
+    pytest.param(
+        {"Content-Type": "application/cloudevents-batch+json"}, b"{}", 400, "array", id="batch-not-array"
+    ),
     pytest.param(
         {"Content-Type": "application/cloudevents-batch+json"},
         b'[{"specversion": "1.0", "id": "1", "source": "s", "type": "t"}, {"id": "2"}]',
@@ -217,9 +246,13 @@ BAD_REQUESTS = [
         "event [1]",
         id="batch-bad-item",
     ),
-    pytest.param({"Content-Type": "application/json"}, KSERVE_V1_REQUEST, 415, "ce-specversion", id="plain-json"),
+    pytest.param(
+        {"Content-Type": "application/json"}, KSERVE_V1_REQUEST, 415, "ce-specversion", id="plain-json"
+    ),
     pytest.param({"Content-Type": "text/plain"}, b"hello", 415, "not a CloudEvent", id="text"),
-    pytest.param(kserve_headers("x", "request", **{"Content-Encoding": "br"}), b"{}", 415, "br", id="encoding"),
+    pytest.param(
+        kserve_headers("x", "request", **{"Content-Encoding": "br"}), b"{}", 415, "br", id="encoding"
+    ),
     pytest.param(kserve_headers("x", "request"), b"[" + b"0," * 40000 + b"0]", 413, "limit", id="too-large"),
 ]
 
@@ -247,14 +280,20 @@ def test_gzip_bomb_is_refused(ingest: Ingest) -> None:
 
 def test_bearer_tokens(kafka_bootstrap: str, tmp_path: Any) -> None:
     topic = f"test.auth.{uuid.uuid4().hex[:8]}"
-    with run_ingest(kafka_bootstrap, topic, tmp_path, INFERSIGHT_INGEST__AUTH_TOKENS='["old-token", "new-token"]') as secured:
+    with run_ingest(
+        kafka_bootstrap, topic, tmp_path, INFERSIGHT_INGEST__AUTH_TOKENS='["old-token", "new-token"]'
+    ) as secured:
         headers = kserve_headers(str(uuid.uuid4()), "request")
         assert post(secured, headers, KSERVE_V1_REQUEST).status_code == 401
         wrong = post(secured, {**headers, "Authorization": "Bearer nope"}, KSERVE_V1_REQUEST)
         assert wrong.status_code == 401
         assert wrong.json() == {"error": "invalid bearer token"}
         for token in ("old-token", "new-token"):
-            ok = post(secured, {**kserve_headers(str(uuid.uuid4()), "request"), "Authorization": f"Bearer {token}"}, b"{}")
+            ok = post(
+                secured,
+                {**kserve_headers(str(uuid.uuid4()), "request"), "Authorization": f"Bearer {token}"},
+                b"{}",
+            )
             assert ok.status_code == 202
         assert topic_size(kafka_bootstrap, topic) == 2
         metrics = httpx.get(f"{secured.url}/metrics").text

@@ -5,8 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
-from infersight.cli.context import settings_of
+from infersight.cli.context import CliError, settings_of
+from infersight.kafkaclient import KafkaUnreachable, ensure_topics, infersight_topics
+
+console = Console(stderr=True)
 
 
 def ingest(
@@ -17,10 +21,20 @@ def ingest(
     """Receive CloudEvents over HTTP and write them to Kafka."""
     import uvicorn
 
+    from infersight import logs
     from infersight.ingest.app import create_app
 
     settings = settings_of(ctx)
     config = settings.ingest
+    logs.configure(config.log_level)
+    if settings.kafka.create_topics:
+        try:
+            with console.status(f"waiting for Kafka at {settings.kafka.bootstrap_servers} ..."):
+                created = ensure_topics(settings.kafka, infersight_topics(settings.kafka))
+        except KafkaUnreachable as exc:
+            raise CliError(f"{exc} (start one with `infersight kafka start`)") from exc
+        if created:
+            console.print(f"created Kafka topics: {', '.join(created)}", highlight=False)
     uvicorn.run(
         create_app(settings),
         host=host or config.host,

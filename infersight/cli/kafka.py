@@ -8,7 +8,9 @@ from rich.console import Console
 from infersight.cli.context import CliError, settings_of
 from infersight.localkafka import KafkaStatus, LocalKafka, LocalKafkaError
 
-app = typer.Typer(help="Run a local single-node Apache Kafka (KRaft) from the Maven Central jars.", no_args_is_help=True)
+app = typer.Typer(
+    help="Run a local single-node Apache Kafka (KRaft) from the Maven Central jars.", no_args_is_help=True
+)
 console = Console()
 
 
@@ -50,6 +52,3 @@ def status(ctx: typer.Context) -> None:
     console.print(_describe(current), highlight=False)
     if not current.running:
         raise typer.Exit(3)
-
-
-

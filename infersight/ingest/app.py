@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client import gc_collector, platform_collector, process_collector
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    gc_collector,
+    generate_latest,
+    platform_collector,
+    process_collector,
+)
 
 from infersight.config import Settings
 from infersight.ingest.metrics import IngestMetrics
 from infersight.ingest.publisher import KafkaPublisher
 from infersight.ingest.receiver import EVENT_PATHS, ASGIApp, Receiver
-from infersight.kafkaclient import ensure_topics
-
-log = logging.getLogger("infersight.ingest")
 
 _RESPONSES = {
     202: {"description": "Every event in the request is in Kafka."},
@@ -32,21 +33,20 @@ _RESPONSES = {
 def create_api(settings: Settings, registry: CollectorRegistry | None = None) -> tuple[FastAPI, Receiver]:
     """The FastAPI application and the receiver it shares its producer and metrics with."""
     registry = registry or CollectorRegistry()
-    for collector in (process_collector.ProcessCollector, platform_collector.PlatformCollector, gc_collector.GCCollector):
+    for collector in (
+        process_collector.ProcessCollector,
+        platform_collector.PlatformCollector,
+        gc_collector.GCCollector,
+    ):
         collector(registry=registry)
     publisher = KafkaPublisher(settings.kafka, settings.ingest)
-    receiver = Receiver(settings.ingest, publisher, IngestMetrics(registry, settings.ingest.max_models_in_metrics))
+    receiver = Receiver(
+        settings.ingest, publisher, IngestMetrics(registry, settings.ingest.max_models_in_metrics)
+    )
     retry_after = str(settings.ingest.retry_after_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.kafka.create_topics:
-            topics = settings.kafka.topics
-            created = await asyncio.to_thread(
-                ensure_topics, settings.kafka, [topics.payloads, topics.detections, topics.deadletter]
-            )
-            if created:
-                log.info("created Kafka topics %s", ", ".join(created))
         await publisher.start()
         try:
             yield
@@ -71,7 +71,9 @@ def create_api(settings: Settings, registry: CollectorRegistry | None = None) ->
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @api.get("/readyz", summary="Kafka is reachable", responses={503: {"description": "Kafka is unreachable."}})
+    @api.get(
+        "/readyz", summary="Kafka is reachable", responses={503: {"description": "Kafka is unreachable."}}
+    )
     async def readyz() -> Response:
         if await publisher.ready():
             return Response(b'{"status":"ready"}', media_type="application/json")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-RejectReason = Literal["malformed", "unauthorized", "too_large", "unsupported_media_type", "kafka_unavailable"]
+RejectReason = Literal[
+    "malformed", "unauthorized", "too_large", "unsupported_media_type", "kafka_unavailable"
+]
 
 STATUS_BY_REASON: dict[RejectReason, int] = {
     "malformed": 400,

@@ -12,7 +12,7 @@ from infersight.records import KNOWN_EVENT_TYPES, ModelRef
 OVERFLOW = "_other"
 
 # ``*_created`` series double the output and no dashboard reads them.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 class IngestMetrics:
@@ -37,7 +37,13 @@ class IngestMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=registry,
         )
-        for reason in ("malformed", "unauthorized", "too_large", "unsupported_media_type", "kafka_unavailable"):
+        for reason in (
+            "malformed",
+            "unauthorized",
+            "too_large",
+            "unsupported_media_type",
+            "kafka_unavailable",
+        ):
             self.rejected.labels(reason=reason)
         self._max_models = max_models
         self._models: set[ModelRef] = set()

@@ -89,7 +89,9 @@ def _check_json(body: bytes, what: str) -> Any:
         raise IngestError("malformed", f"{what} is not valid JSON: {exc}") from exc
 
 
-def body_encoding(body: bytes, content_type: str | None, content_encoding: str | None, limit: int) -> str | None:
+def body_encoding(
+    body: bytes, content_type: str | None, content_encoding: str | None, limit: int
+) -> str | None:
     """Check a body that says it is gzip or JSON, and return its encoding (``gzip`` or None).
 
     A JSON body that starts with the gzip magic bytes is gzip even without a Content-Encoding
@@ -106,14 +108,20 @@ def body_encoding(body: bytes, content_type: str | None, content_encoding: str |
 
 def parse_binary(headers: Mapping[str, str], body: bytes, limit: int) -> list[RawEvent]:
     """Binary mode: attributes in ``ce-*`` headers (as KServe and Seldon loggers send), body is the data."""
-    attributes = {name[len(_HEADER_PREFIX) :]: value for name, value in headers.items() if name.startswith(_HEADER_PREFIX)}
+    attributes = {
+        name[len(_HEADER_PREFIX) :]: value
+        for name, value in headers.items()
+        if name.startswith(_HEADER_PREFIX)
+    }
     content_type = headers.get("content-type")
     if content_type:
         attributes["datacontenttype"] = content_type
     validate_attributes(attributes)
     encoding = headers.get("content-encoding", "").strip().lower() or None
     if encoding not in (None, "gzip", "identity"):
-        raise IngestError("unsupported_media_type", f"content-encoding {encoding!r} is not supported (gzip or none)")
+        raise IngestError(
+            "unsupported_media_type", f"content-encoding {encoding!r} is not supported (gzip or none)"
+        )
     encoding = body_encoding(body, content_type, encoding, limit)
     return [RawEvent(attributes=attributes, data=body, content_encoding=encoding)]
 

@@ -35,7 +35,9 @@ def resolve_classpath(maven_repo: Path) -> str:
             return classpath
     mvn = shutil.which("mvn")
     if mvn is None:
-        raise ClasspathError("Maven ('mvn') is needed once to fetch the Kafka jars; install it (apt install maven)")
+        raise ClasspathError(
+            "Maven ('mvn') is needed once to fetch the Kafka jars; install it (apt install maven)"
+        )
     maven_repo.mkdir(parents=True, exist_ok=True)
     output = maven_repo / f"infersight-kafka-{digest}.classpath.tmp"
     result = subprocess.run(

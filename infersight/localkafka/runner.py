@@ -146,7 +146,9 @@ class LocalKafka:
     def _java(self) -> str:
         java = shutil.which("java")
         if java is None:
-            raise LocalKafkaError("Java 17 or newer is needed to run the local Kafka (apt install openjdk-17-jre-headless)")
+            raise LocalKafkaError(
+                "Java 17 or newer is needed to run the local Kafka (apt install openjdk-17-jre-headless)"
+            )
         return java
 
     def _format_storage(self, java: str, classpath: str, properties: Path) -> None:
@@ -154,13 +156,25 @@ class LocalKafka:
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         result = subprocess.run(
-            [java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties)],
+            [
+                java,
+                "-cp",
+                classpath,
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(properties),
+            ],
             capture_output=True,
             text=True,
             check=False,
         )
         if result.returncode != 0:
-            raise LocalKafkaError(f"formatting Kafka storage failed: {(result.stderr or result.stdout).strip()}")
+            raise LocalKafkaError(
+                f"formatting Kafka storage failed: {(result.stderr or result.stdout).strip()}"
+            )
 
     def start(self) -> KafkaStatus:
         """Start the broker unless it already runs; return once it answers clients."""
