@@ -1,0 +1,32 @@
+# The two set-up commands of the README: `make up` runs the local stack, `make test` runs every test.
+# Both create the virtual environment in .venv on first use.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: up test lint bench clean
+
+$(BIN)/infersight: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+up: $(BIN)/infersight  ## the local Kafka and the ingest on :8080 (Ctrl-C stops the ingest)
+	$(BIN)/infersight kafka start
+	$(BIN)/infersight ingest
+
+test: $(BIN)/infersight  ## the whole test suite against real services
+	$(BIN)/python -m pytest
+
+lint: $(BIN)/infersight
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: $(BIN)/infersight
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
