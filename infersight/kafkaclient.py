@@ -39,6 +39,28 @@ def aiokafka_options(config: KafkaConfig) -> dict[str, Any]:
     return options
 
 
+def librdkafka_config(config: KafkaConfig) -> dict[str, Any]:
+    """Configuration for confluent-kafka (librdkafka) clients."""
+    options: dict[str, Any] = {
+        "bootstrap.servers": config.bootstrap_servers,
+        "client.id": config.client_id,
+        "security.protocol": config.security_protocol.lower(),
+    }
+    if config.sasl_mechanism:
+        options["sasl.mechanism"] = config.sasl_mechanism
+        options["sasl.username"] = config.sasl_username
+        options["sasl.password"] = config.sasl_password.get_secret_value() if config.sasl_password else None
+    for name, key in (
+        ("ssl_cafile", "ssl.ca.location"),
+        ("ssl_certfile", "ssl.certificate.location"),
+        ("ssl_keyfile", "ssl.key.location"),
+    ):
+        value = getattr(config, name)
+        if value is not None:
+            options[key] = str(value)
+    return options
+
+
 def kafka_python_options(config: KafkaConfig) -> dict[str, Any]:
     """Keyword arguments for kafka-python clients (the admin client)."""
     options = {"bootstrap_servers": config.bootstrap_servers, "client_id": config.client_id}
