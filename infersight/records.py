@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
+
+import numpy as np
 
 KSERVE_REQUEST: Final = "org.kubeflow.serving.inference.request"
 KSERVE_RESPONSE: Final = "org.kubeflow.serving.inference.response"
@@ -62,3 +64,34 @@ class RawEvent:
     @property
     def model(self) -> ModelRef:
         return ModelRef.from_attributes(self.attributes)
+
+
+@dataclass(frozen=True, slots=True)
+class Tensor:
+    """One named array decoded from a payload.
+
+    ``columns`` names the last axis when the protocol gives names per feature (Seldon
+    ``data.names``, dict-shaped v1 instances); otherwise features are known by index.
+    """
+
+    name: str
+    array: np.ndarray[Any, Any]
+    columns: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """A request or response body decoded into arrays.
+
+    ``protocol`` is one of ``kserve-v1``, ``oip-v2``, ``seldon``, or ``raw`` for JSON of no known
+    shape (kept and counted, not decoded). ``tensors`` keep the order the body gave them.
+    """
+
+    protocol: str
+    tensors: tuple[Tensor, ...] = ()
+
+    def tensor(self, name: str) -> Tensor:
+        for tensor in self.tensors:
+            if tensor.name == name:
+                return tensor
+        raise KeyError(name)
