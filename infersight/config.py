@@ -95,6 +95,23 @@ class LocalKafkaConfig(Section):
     start_timeout_seconds: float = Field(90.0, gt=0)
 
 
+class WorkerConfig(Section):
+    """The Faust stream workers: one consumer group, any number of processes."""
+
+    group_id: str = "infersight-worker"
+    extra_topics: list[str] = Field(default_factory=list)
+    pairing_timeout_seconds: float = Field(30.0, gt=0)
+    batch_size: int = Field(500, ge=1)
+    batch_seconds: float = Field(1.0, gt=0)
+    #: Paired records as JSON on this topic, for inspection; detectors and sinks run in the worker.
+    records_topic: str | None = None
+    state_dir: Path = Field(default_factory=lambda: default_state_dir() / "worker")
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int = Field(8081, ge=0, le=65535)
+    rebalance_timeout_seconds: float = Field(20.0, gt=0)
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+
+
 class StoreConfig(Section):
     url: str = "sqlite:///infersight.db"
 
@@ -109,6 +126,7 @@ class Settings(BaseSettings):
     kafka: KafkaConfig = KafkaConfig()
     ingest: IngestConfig = IngestConfig()
     local_kafka: LocalKafkaConfig = LocalKafkaConfig()
+    worker: WorkerConfig = WorkerConfig()
     store: StoreConfig = StoreConfig()
 
     @classmethod

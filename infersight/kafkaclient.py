@@ -122,3 +122,16 @@ def ensure_topics(config: KafkaConfig, names: Iterable[str]) -> list[str]:
         f"Kafka at {config.bootstrap_servers} did not answer within {config.startup_timeout_seconds:.0f}s"
         + (f": {last_error}" if last_error else "")
     )
+
+
+def partition_counts(config: KafkaConfig, names: Iterable[str]) -> dict[str, int]:
+    """How many partitions each existing topic has (missing topics are left out)."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(request_timeout_ms=10_000, **kafka_python_options(config))
+    try:
+        existing = set(admin.list_topics())
+        wanted = [name for name in names if name in existing]
+        return {topic["topic"]: len(topic["partitions"]) for topic in admin.describe_topics(wanted)} if wanted else {}
+    finally:
+        admin.close()

@@ -95,3 +95,46 @@ class Payload:
             if tensor.name == name:
                 return tensor
         raise KeyError(name)
+
+
+REQUEST: Final = "request"
+RESPONSE: Final = "response"
+
+
+def half_of(event: RawEvent) -> str | None:
+    """``request`` or ``response`` for inference events (KServe, Seldon), None for anything else."""
+    kind = event.type.rpartition(".")[2]
+    if event.type.endswith(".inference." + kind) and kind in (REQUEST, RESPONSE):
+        return kind
+    return None
+
+
+def request_id_of(event: RawEvent) -> str:
+    """What pairs a request with its response: Seldon's ``requestid``, else the CloudEvent ``id`` (KServe)."""
+    return event.attributes.get("requestid") or event.attributes.get("id", "")
+
+
+@dataclass(frozen=True, slots=True)
+class Half:
+    """One side of an inference: the event as received and its decoded body."""
+
+    event: RawEvent
+    payload: Payload
+    received_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class InferenceRecord:
+    """A request and its response, or one of them alone when the other never came."""
+
+    request_id: str
+    model: ModelRef
+    request: Half | None
+    response: Half | None
+
+    @property
+    def mode(self) -> str:
+        """``paired``, or ``request`` / ``response`` for a half that waited out the pairing timeout."""
+        if self.request is not None and self.response is not None:
+            return "paired"
+        return REQUEST if self.request is not None else RESPONSE

@@ -1,0 +1,141 @@
+"""CloudEvents as the project reads them, wherever they come from (HTTP or Kafka).
+
+The cloudevents SDK validates each event against the specification; what we keep are the
+attribute texts and body bytes as received, because the SDK re-encodes both (it adds ``time``,
+normalises timestamps and re-serialises JSON data) and the contract promises them untouched.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import zlib
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import orjson
+from cloudevents.core.bindings.common import get_event_factory_for_version
+from cloudevents.core.exceptions import BaseCloudEventException, CloudEventValidationError
+from dateutil.parser import isoparse
+
+from infersight.records import RawEvent
+
+STRUCTURED = "application/cloudevents+json"
+BATCH = "application/cloudevents-batch+json"
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+class InvalidEvent(ValueError):
+    """Not a valid CloudEvent, or a body that is not what it says it is."""
+
+
+class TooLarge(InvalidEvent):
+    """A body that grows past the size limit once decompressed."""
+
+
+def media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def is_json(content_type: str | None) -> bool:
+    kind = media_type(content_type)
+    return kind in ("application/json", "text/json") or kind.endswith("+json")
+
+
+def load_json(data: bytes, what: str) -> Any:
+    """Parse JSON; model servers may write NaN or Infinity, which orjson refuses and Python's json takes."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidEvent(f"{what} is not valid JSON: {exc}") from exc
+
+
+def gunzip(body: bytes, limit: int) -> bytes:
+    """Inflate a gzip body, refusing truncated streams and anything that inflates past ``limit``."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        plain = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise InvalidEvent(f"body is not valid gzip: {exc}") from exc
+    if len(plain) > limit:
+        raise TooLarge(f"body exceeds {limit} bytes once decompressed")
+    if not inflater.eof:
+        raise InvalidEvent("body is not valid gzip: the stream is truncated")
+    return plain
+
+
+def _timestamp(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)  # fast, and takes RFC 3339 with nanoseconds since 3.11
+    except ValueError:
+        pass
+    try:
+        return isoparse(text)
+    except (ValueError, OverflowError) as exc:
+        raise InvalidEvent(f"attribute 'time' is not an RFC 3339 timestamp: {exc}") from exc
+
+
+def validate_attributes(attributes: Mapping[str, str]) -> None:
+    """Check one event's context attributes with the SDK's own rules for its spec version."""
+    candidate: dict[str, Any] = dict(attributes)
+    if "time" in candidate:
+        candidate["time"] = _timestamp(candidate["time"])
+    factory = get_event_factory_for_version(candidate.get("specversion", ""))
+    try:
+        factory(candidate, None)
+    except CloudEventValidationError as exc:
+        problems = "; ".join(f"{name}: {errors[0]}" for name, errors in exc.errors.items())
+        raise InvalidEvent(f"not a valid CloudEvent: {problems}") from exc
+    except BaseCloudEventException as exc:
+        raise InvalidEvent(f"not a valid CloudEvent: {exc}") from exc
+
+
+def _attribute_text(name: str, value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    raise InvalidEvent(f"attribute {name!r} must be a string, integer or boolean")
+
+
+def event_from_json(envelope: Any, where: str = "event") -> RawEvent:
+    """One event in the JSON format: ``data`` is re-serialised compactly, ``data_base64`` decoded."""
+    if not isinstance(envelope, dict):
+        raise InvalidEvent(f"{where} must be a JSON object")
+    attributes: dict[str, str] = {}
+    for name, value in envelope.items():
+        if name in ("data", "data_base64") or value is None:
+            continue
+        attributes[name] = _attribute_text(name, value)
+    try:
+        validate_attributes(attributes)
+    except InvalidEvent as exc:
+        raise InvalidEvent(f"{where}: {exc}") from exc
+    if envelope.get("data_base64") is not None:
+        if "data" in envelope:
+            raise InvalidEvent(f"{where}: 'data' and 'data_base64' are mutually exclusive")
+        encoded = envelope["data_base64"]
+        if not isinstance(encoded, str):
+            raise InvalidEvent(f"{where}: 'data_base64' must be a string")
+        try:
+            return RawEvent(attributes=attributes, data=base64.b64decode(encoded, validate=True))
+        except (binascii.Error, ValueError) as exc:
+            raise InvalidEvent(f"{where}: 'data_base64' is not valid base64") from exc
+    data = envelope.get("data")
+    if data is None:
+        return RawEvent(attributes=attributes, data=b"")
+    if isinstance(data, str) and not is_json(attributes.get("datacontenttype", "application/json")):
+        return RawEvent(attributes=attributes, data=data.encode())
+    try:
+        return RawEvent(attributes=attributes, data=orjson.dumps(data))
+    except (TypeError, orjson.JSONEncodeError):
+        # NaN or Infinity, which orjson will not write: keep them as Python's json writes them.
+        return RawEvent(attributes=attributes, data=json.dumps(data, separators=(",", ":")).encode())

@@ -1,0 +1,110 @@
+"""Pair each request with its response, in either arrival order.
+
+Pending halves wait in a table keyed ``<partition>|<namespace>/<inferenceservice>|<request id>``
+(bytes), whose values are the half as received (attributes, body, arrival time). In the worker the
+table is a Faust table backed by a changelog topic, so a restarted worker recovers every pending
+half; here it is any mutable mapping, which keeps the logic testable on its own.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Container, MutableMapping
+
+import orjson
+
+from infersight.records import REQUEST, Half, InferenceRecord, Payload, RawEvent, half_of, request_id_of
+
+Decoder = Callable[[RawEvent], Payload]
+
+
+def table_key(partition: int, event: RawEvent) -> bytes:
+    return f"{partition}|{event.model.partition_key}|{request_id_of(event)}".encode()
+
+
+def partition_of(key: bytes) -> int:
+    """The source partition a pending half came from: its table changelog partition too."""
+    return int(key.split(b"|", 1)[0])
+
+
+def encode_pending(event: RawEvent, received_at: float) -> bytes:
+    return orjson.dumps(
+        {
+            "attributes": event.attributes,
+            "data": base64.b64encode(event.data).decode(),
+            "encoding": event.content_encoding,
+            "received_at": received_at,
+        }
+    )
+
+
+def decode_pending(blob: bytes) -> tuple[RawEvent, float]:
+    fields = orjson.loads(blob)
+    event = RawEvent(
+        attributes=fields["attributes"],
+        data=base64.b64decode(fields["data"]),
+        content_encoding=fields["encoding"],
+    )
+    return event, float(fields["received_at"])
+
+
+def _record(half: Half) -> InferenceRecord:
+    alone_request = half_of(half.event) == REQUEST
+    return InferenceRecord(
+        request_id=request_id_of(half.event),
+        model=half.event.model,
+        request=half if alone_request else None,
+        response=None if alone_request else half,
+    )
+
+
+class Pairer:
+    """Offers halves to the pending table and takes back what pairs or times out."""
+
+    def __init__(self, table: MutableMapping[bytes, bytes], decode: Decoder, timeout_seconds: float) -> None:
+        self.table = table
+        self.decode = decode
+        self.timeout = timeout_seconds
+        # When each pending half arrived, so that expiry need not parse every value each tick;
+        # rebuilt from the table after a restart.
+        self._arrivals: dict[bytes, float] = {}
+
+    def offer(self, partition: int, event: RawEvent, received_at: float) -> InferenceRecord | None:
+        """A complete record when ``event`` meets its other half, else None (it waits).
+
+        Decodes the body first, so an undecodable half raises (for the dead-letter topic)
+        before anything is stored.
+        """
+        this = Half(event=event, payload=self.decode(event), received_at=received_at)
+        key = table_key(partition, event)
+        stored = self.table.get(key)
+        if stored is None:
+            self.table[key] = encode_pending(event, received_at)
+            self._arrivals[key] = received_at
+            return None
+        other_event, other_received_at = decode_pending(stored)
+        if half_of(other_event) == half_of(event):
+            return None  # the same half again (a redelivery): the first one keeps waiting
+        del self.table[key]
+        self._arrivals.pop(key, None)
+        other = Half(event=other_event, payload=self.decode(other_event), received_at=other_received_at)
+        request, response = (this, other) if half_of(event) == REQUEST else (other, this)
+        return InferenceRecord(
+            request_id=request_id_of(event), model=event.model, request=request, response=response
+        )
+
+    def expire(self, now: float, partitions: Container[int]) -> list[InferenceRecord]:
+        """Halves from ``partitions`` that waited longer than the timeout, each as a record alone."""
+        records = []
+        for key in list(self.table.keys()):
+            if partition_of(key) not in partitions:
+                continue
+            arrived = self._arrivals.get(key)
+            if arrived is None:
+                arrived = self._arrivals[key] = decode_pending(self.table[key])[1]
+            if now - arrived < self.timeout:
+                continue
+            event, received_at = decode_pending(self.table.pop(key))
+            self._arrivals.pop(key, None)
+            records.append(_record(Half(event=event, payload=self.decode(event), received_at=received_at)))
+        return records
