@@ -132,6 +132,10 @@ def partition_counts(config: KafkaConfig, names: Iterable[str]) -> dict[str, int
     try:
         existing = set(admin.list_topics())
         wanted = [name for name in names if name in existing]
-        return {topic["topic"]: len(topic["partitions"]) for topic in admin.describe_topics(wanted)} if wanted else {}
+        return (
+            {topic["name"]: len(topic["partitions"]) for topic in admin.describe_topics(wanted)}
+            if wanted
+            else {}
+        )
     finally:
         admin.close()

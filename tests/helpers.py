@@ -102,3 +102,67 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 30.0) -> list[object
         return records
     finally:
         consumer.close()
+
+
+@dataclass
+class Worker:
+    process: subprocess.Popen[bytes]
+    log: Path
+    metrics_url: str
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no final commit."""
+        self.process.kill()
+        self.process.wait()
+
+
+def start_worker(bootstrap: str, topic: str, log_dir: Path, **env: str) -> Worker:
+    """``infersight worker`` in its own process, reading ``topic`` (plus what ``env`` configures)."""
+    port = free_port()
+    log = log_dir / f"worker-{port}.log"
+    environment = {
+        **os.environ,
+        "INFERSIGHT_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+        "INFERSIGHT_KAFKA__TOPICS__PAYLOADS": topic,
+        "INFERSIGHT_KAFKA__TOPICS__DETECTIONS": f"{topic}.detections",
+        "INFERSIGHT_KAFKA__TOPICS__DEADLETTER": f"{topic}.deadletter",
+        "INFERSIGHT_KAFKA__PARTITIONS": "3",
+        "INFERSIGHT_WORKER__STATE_DIR": str(log_dir / f"worker-state-{port}"),
+        "INFERSIGHT_WORKER__METRICS_HOST": "127.0.0.1",
+        "INFERSIGHT_WORKER__METRICS_PORT": str(port),
+        **env,
+    }
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "infersight", "worker"],
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    return Worker(process=process, log=log, metrics_url=f"http://127.0.0.1:{port}/metrics")
+
+
+@contextlib.contextmanager
+def run_worker(bootstrap: str, topic: str, log_dir: Path, **env: str) -> Iterator[Worker]:
+    worker = start_worker(bootstrap, topic, log_dir, **env)
+    try:
+        yield worker
+    finally:
+        if worker.process.poll() is None:
+            worker.process.terminate()
+            try:
+                worker.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+
+
+def wait_for_records(bootstrap: str, topic: str, count: int, timeout: float = 90.0) -> list[object]:
+    """Read ``topic`` until it holds at least ``count`` records."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(Exception):
+            if topic_size(bootstrap, topic) >= count:
+                return read_topic(bootstrap, topic)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{topic} did not reach {count} records")
+        time.sleep(0.5)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from infersight.cli import ingest, kafka
+from infersight.cli import ingest, kafka, worker
 from infersight.cli.context import CliError, State
 
 app = typer.Typer(
@@ -21,6 +21,7 @@ app = typer.Typer(
 )
 app.add_typer(kafka.app, name="kafka")
 app.command("ingest")(ingest.ingest)
+app.command("worker")(worker.worker)
 
 errors = Console(stderr=True, soft_wrap=True)
 

@@ -61,7 +61,9 @@ class StreamMetrics:
         except ValueError:
             return
         model = event.model
-        self.lag.labels(model.namespace, model.inferenceservice, model.endpoint).observe(max(0.0, time.time() - stamp))
+        self.lag.labels(model.namespace, model.inferenceservice, model.endpoint).observe(
+            max(0.0, time.time() - stamp)
+        )
 
     def record(self, record: InferenceRecord) -> None:
         model = record.model

@@ -13,7 +13,9 @@ from infersight.records import Half, InferenceRecord, Tensor
 
 def _values(array: np.ndarray[Any, Any]) -> Any:
     if array.dtype == object:
-        flat = [base64.b64encode(v).decode() if isinstance(v, bytes) else v for v in array.reshape(-1).tolist()]
+        flat = [
+            base64.b64encode(v).decode() if isinstance(v, bytes) else v for v in array.reshape(-1).tolist()
+        ]
         return np.asarray(flat, dtype=object).reshape(array.shape).tolist()
     return array.tolist()
 

@@ -1,0 +1,51 @@
+"""``infersight worker``: a stream worker; run several with the same configuration to scale out."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from infersight.cli.context import CliError, settings_of
+from infersight.kafkaclient import KafkaUnreachable, ensure_topics, infersight_topics, partition_counts
+
+console = Console(stderr=True)
+
+
+def worker(
+    ctx: typer.Context,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Port of this worker's /metrics (worker.metrics_port); 0 turns it off.")
+    ] = None,
+) -> None:
+    """Decode and pair the events on Kafka and hand the records to detectors and sinks."""
+    import faust
+
+    from infersight import logs
+    from infersight.streams.worker import StreamWorker
+
+    settings = settings_of(ctx)
+    if metrics_port is not None:
+        settings = settings.model_copy(
+            update={"worker": settings.worker.model_copy(update={"metrics_port": metrics_port})}
+        )
+    config = settings.worker
+    logs.configure(config.log_level)
+    try:
+        with console.status(f"waiting for Kafka at {settings.kafka.bootstrap_servers} ..."):
+            if settings.kafka.create_topics:
+                internal = [config.records_topic] if config.records_topic else []
+                ensure_topics(settings.kafka, [*infersight_topics(settings.kafka), *internal])
+            sources = [settings.kafka.topics.payloads, *config.extra_topics]
+            counts = partition_counts(settings.kafka, sources)
+    except KafkaUnreachable as exc:
+        raise CliError(f"{exc} (start one with `infersight kafka start`)") from exc
+    missing = [topic for topic in sources if topic not in counts]
+    if missing:
+        raise CliError(f"source topics do not exist: {', '.join(missing)}")
+    if len(set(counts.values())) > 1:
+        described = ", ".join(f"{topic} has {count}" for topic, count in counts.items())
+        raise CliError(f"source topics must have the same number of partitions ({described})")
+    stream_worker = StreamWorker(settings, partitions=counts[settings.kafka.topics.payloads])
+    faust.Worker(stream_worker.app, loglevel=config.log_level, quiet=True).execute_from_commandline()

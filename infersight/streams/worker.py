@@ -1,0 +1,210 @@
+"""The Faust application every ``infersight worker`` process runs.
+
+One consumer group reads ``infersight.payloads`` and any extra topics that already carry
+CloudEvents. Events arrive in batches (``worker.batch_size`` events or ``worker.batch_seconds``,
+whichever comes first); each inference request or response is decoded and offered to the pending
+table, which gives back the complete records; a timer hands on halves whose partner never came.
+Records go to the next stages through one hook, ``BatchHandler``. Offsets are committed only
+after the handler returned and the producer (dead letters, table changelog) has flushed, so a
+worker killed at any point loses nothing: the batch is read again.
+
+Everything about one model shares a key and so a partition, and the pending table's changelog is
+partitioned the same way; when a rebalance moves a partition, its pending halves move with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
+from typing import Any, cast
+
+import faust
+from faust.types import EventT
+from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from infersight.binding import from_kafka_record
+from infersight.config import Settings
+from infersight.eventformat import InvalidEvent
+from infersight.records import InferenceRecord, Payload, RawEvent, half_of
+from infersight.streams.decode import DecodeError, decode_body
+from infersight.streams.metrics import StreamMetrics
+from infersight.streams.pairing import Pairer, partition_of
+from infersight.streams.serialize import record_to_json
+
+log = logging.getLogger("infersight.worker")
+
+BatchHandler = Callable[[Sequence[InferenceRecord], Sequence[RawEvent]], Awaitable[None]]
+REASON_HEADER = "infersight-deadletter-reason"
+ORIGIN_HEADER = "infersight-deadletter-origin"
+
+
+class PendingTable(faust.Table[bytes, bytes]):
+    """A table whose changelog partition is the source partition written into each key.
+
+    Faust takes the partition from the event being processed, which does not exist in a timer and
+    is ambiguous inside ``take_events`` batches (faust #497); the key already says it.
+    """
+
+    def partition_for_key(self, key: Any) -> int | None:
+        return partition_of(key)
+
+
+def decode_event(event: RawEvent) -> Payload:
+    return decode_body(event.data, event.attributes.get("datacontenttype"), event.content_encoding)
+
+
+def _header_pairs(
+    headers: Mapping[str, bytes] | Iterable[tuple[str, bytes]] | None,
+) -> list[tuple[str, bytes]]:
+    if headers is None:
+        return []
+    if isinstance(headers, Mapping):
+        return list(headers.items())
+    return list(headers)
+
+
+def _metrics_view(registry: CollectorRegistry) -> type[View]:
+    class MetricsView(View):
+        async def get(self, request: Request) -> Response:
+            # aiohttp refuses a charset inside content_type; the exposition format is UTF-8 anyway.
+            return self.bytes(
+                generate_latest(registry), content_type=CONTENT_TYPE_LATEST.split("; charset")[0]
+            )
+
+    return MetricsView
+
+
+class StreamWorker:
+    """Builds the Faust app and holds what its agent and timer share."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        partitions: int,
+        handler: BatchHandler | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry or CollectorRegistry()
+        self.metrics = StreamMetrics(self.registry)
+        config = settings.worker
+        kafka = settings.kafka
+        self.app = faust.App(
+            config.group_id,
+            broker=[f"kafka://{server.strip()}" for server in kafka.bootstrap_servers.split(",")],
+            store="memory://",
+            datadir=str(config.state_dir),
+            topic_partitions=partitions,
+            topic_replication_factor=kafka.replication_factor,
+            table_standby_replicas=0,
+            consumer_auto_offset_reset="earliest",
+            broker_rebalance_timeout=config.rebalance_timeout_seconds,
+            broker_session_timeout=config.rebalance_timeout_seconds,
+            broker_heartbeat_interval=min(3.0, config.rebalance_timeout_seconds / 4),
+            broker_commit_interval=1.0,
+            producer_acks=-1,
+            web_enabled=config.metrics_port > 0,
+            web_bind=config.metrics_host,
+            web_port=config.metrics_port,
+            web_in_thread=False,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+        self.source = self.app.topic(kafka.topics.payloads, *config.extra_topics, value_serializer="raw")
+        self.source_topics = {kafka.topics.payloads, *config.extra_topics}
+        self.deadletter = self.app.topic(kafka.topics.deadletter, value_serializer="raw")
+        self.records_topic = (
+            self.app.topic(config.records_topic, value_serializer="raw") if config.records_topic else None
+        )
+        self.table = self.app.tables.add(
+            PendingTable(
+                self.app,
+                name="pending-halves",
+                default=None,
+                partitions=partitions,
+                key_type=bytes,
+                value_type=bytes,
+                help="Requests and responses waiting for their other half.",
+            )
+        )
+        self.pairer = Pairer(
+            cast("MutableMapping[bytes, bytes]", self.table), decode_event, config.pairing_timeout_seconds
+        )
+        self.handler = handler or self.publish_records
+        self.app.agent(self.source, name="pair")(self._pair_agent)
+        tick = min(1.0, config.pairing_timeout_seconds / 4)
+        self.app.timer(interval=tick, name="expire-pending")(self._expire)
+        if config.metrics_port > 0:
+            self.app.page("/metrics")(_metrics_view(self.registry))
+
+    async def _pair_agent(self, stream: Any) -> None:  # a faust Stream; StreamT does not declare take_events
+        config = self.settings.worker
+        async for events in stream.take_events(config.batch_size, within=config.batch_seconds):
+            records: list[InferenceRecord] = []
+            others: list[RawEvent] = []
+            now = time.time()
+            for event in events:
+                message = event.message
+                try:
+                    raw = from_kafka_record(_header_pairs(message.headers), message.value)
+                    self.metrics.observe_lag(raw)
+                    if half_of(raw) is None:
+                        others.append(raw)
+                        self.metrics.other_events.labels(raw.type if raw.type else "none").inc()
+                        continue
+                    record = self.pairer.offer(message.partition, raw, now)
+                except (InvalidEvent, DecodeError) as exc:
+                    await self._dead_letter(
+                        event,
+                        "invalid_event" if isinstance(exc, InvalidEvent) else "undecodable_payload",
+                        str(exc),
+                    )
+                    continue
+                if record is not None:
+                    records.append(record)
+            await self._hand_on(records, others)
+
+    async def _expire(self) -> None:
+        actives = {
+            tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic in self.source_topics
+        }
+        records = self.pairer.expire(time.time(), actives)
+        self.metrics.pending.set(len(self.pairer.table))
+        if records:
+            await self._hand_on(records, [])
+
+    async def _hand_on(self, records: Sequence[InferenceRecord], others: Sequence[RawEvent]) -> None:
+        for record in records:
+            self.metrics.record(record)
+        if records or others:
+            await self.handler(records, others)
+
+    async def _dead_letter(self, event: EventT[Any], reason: str, detail: str) -> None:
+        message = event.message
+        origin = f"{message.topic}/{message.partition}/{message.offset}"
+        headers = [
+            *_header_pairs(message.headers),
+            (REASON_HEADER, f"{reason}: {detail}".encode()),
+            (ORIGIN_HEADER, origin.encode()),
+        ]
+        await self.deadletter.send(key=message.key, value=message.value, headers=headers)
+        self.metrics.deadletters.labels(reason).inc()
+        log.warning(
+            "dead letter from %s/%s/%s: %s: %s",
+            message.topic,
+            message.partition,
+            message.offset,
+            reason,
+            detail,
+        )
+
+    async def publish_records(self, records: Sequence[InferenceRecord], others: Sequence[RawEvent]) -> None:
+        """The hook until detectors and sinks take the batches: records as JSON on the records topic."""
+        if self.records_topic is None:
+            return
+        for record in records:
+            await self.records_topic.send(
+                key=record.model.partition_key.encode(), value=record_to_json(record)
+            )

@@ -1,0 +1,611 @@
+"""Decoding logged bodies: every protocol shape, the transport around them, and what is refused."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+from infersight.records import Payload
+from infersight.streams.decode import DecodeError, decode_body
+
+JSON = "application/json"
+
+# Two 8x8 images in the style of scikit-learn's digits (a 0 and a 1, grey levels 0 to 16).
+DIGIT_ZERO = [
+    [0, 0, 5, 13, 9, 1, 0, 0],
+    [0, 0, 13, 15, 10, 15, 5, 0],
+    [0, 3, 15, 2, 0, 11, 8, 0],
+    [0, 4, 12, 0, 0, 8, 8, 0],
+    [0, 5, 8, 0, 0, 9, 8, 0],
+    [0, 4, 11, 0, 1, 12, 7, 0],
+    [0, 2, 14, 5, 10, 12, 0, 0],
+    [0, 0, 6, 13, 10, 0, 0, 0],
+]
+DIGIT_ONE = [
+    [0, 0, 0, 12, 13, 5, 0, 0],
+    [0, 0, 0, 11, 16, 9, 0, 0],
+    [0, 0, 3, 15, 16, 6, 0, 0],
+    [0, 7, 15, 16, 16, 2, 0, 0],
+    [0, 0, 1, 16, 16, 3, 0, 0],
+    [0, 0, 1, 16, 16, 6, 0, 0],
+    [0, 0, 1, 16, 16, 6, 0, 0],
+    [0, 0, 0, 11, 16, 10, 0, 0],
+]
+
+
+def decode(document: Any, content_type: str | None = JSON, content_encoding: str | None = None) -> Payload:
+    return decode_body(json.dumps(document).encode(), content_type, content_encoding)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+# Open Inference Protocol v2
+
+
+def test_v2_request_with_several_tensors_flat_and_nested() -> None:
+    payload = decode(
+        {
+            "id": "42",
+            "inputs": [
+                {"name": "pixels", "shape": [2, 3], "datatype": "FP32", "data": [1, 2, 3, 4.5, 5, 6]},
+                {
+                    "name": "mask",
+                    "shape": [2, 3],
+                    "datatype": "BOOL",
+                    "data": [[True, False, True], [False, True, False]],
+                },
+                {"name": "ids", "shape": [3], "datatype": "INT64", "data": [[7], [8], [9]]},
+            ],
+        }
+    )
+    assert payload.protocol == "oip-v2"
+    assert [tensor.name for tensor in payload.tensors] == ["pixels", "mask", "ids"]
+    pixels, mask, ids = (tensor.array for tensor in payload.tensors)
+    assert pixels.dtype == np.float32
+    np.testing.assert_array_equal(pixels, [[1.0, 2.0, 3.0], [4.5, 5.0, 6.0]])
+    assert mask.dtype == np.bool_
+    np.testing.assert_array_equal(mask, [[True, False, True], [False, True, False]])
+    assert ids.dtype == np.int64
+    assert ids.shape == (3,)
+    np.testing.assert_array_equal(ids, [7, 8, 9])
+    assert all(tensor.columns is None for tensor in payload.tensors)
+
+
+def test_v2_nested_data_reshapes_to_the_declared_shape() -> None:
+    """Nested data need not follow the shape: values are taken in row-major order."""
+    payload = decode(
+        {"inputs": [{"name": "x", "shape": [3, 2], "datatype": "INT32", "data": [[1, 2, 3], [4, 5, 6]]}]}
+    )
+    np.testing.assert_array_equal(payload.tensor("x").array, [[1, 2], [3, 4], [5, 6]])
+
+
+@pytest.mark.parametrize(
+    ("datatype", "data", "dtype"),
+    [
+        ("BOOL", [True, False], np.bool_),
+        ("UINT8", [0, 255], np.uint8),
+        ("UINT16", [0, 65535], np.uint16),
+        ("UINT32", [0, 4294967295], np.uint32),
+        ("UINT64", [0, 18446744073709551615], np.uint64),
+        ("INT8", [-128, 127], np.int8),
+        ("INT16", [-32768, 32767], np.int16),
+        ("INT32", [-2147483648, 2147483647], np.int32),
+        ("INT64", [-9223372036854775808, 9223372036854775807], np.int64),
+        ("FP16", [0.5, -2], np.float16),
+        ("FP32", [0.25, 3], np.float32),
+        ("FP64", [0.1, -1e300], np.float64),
+        ("BF16", [1.5, -0.0078125], np.float32),
+    ],
+)
+def test_v2_numeric_datatypes(datatype: str, data: list[Any], dtype: type[np.generic]) -> None:
+    payload = decode({"inputs": [{"name": "t", "shape": [1, 2], "datatype": datatype, "data": data}]})
+    array = payload.tensor("t").array
+    assert array.dtype == dtype
+    assert array.shape == (1, 2)
+    assert array.tolist() == [data]
+
+
+def test_v2_fp16_rounds_to_half_precision() -> None:
+    payload = decode(
+        {"outputs": [{"name": "p", "shape": [3], "datatype": "FP16", "data": [0.1, 65504, 1e6]}]}
+    )
+    array = payload.tensor("p").array
+    assert array.dtype == np.float16
+    assert array[0] == np.float16(0.1)
+    assert array[1] == 65504
+    assert np.isinf(array[2])
+
+
+def test_v2_bf16_is_float32() -> None:
+    payload = decode({"outputs": [{"name": "logits", "shape": [2], "datatype": "BF16", "data": [0.1, 2.0]}]})
+    array = payload.tensor("logits").array
+    assert array.dtype == np.float32
+    np.testing.assert_array_equal(array, np.array([0.1, 2.0], dtype=np.float32))
+
+
+def test_v2_bytes_are_utf8_encoded_objects() -> None:
+    payload = decode(
+        {"inputs": [{"name": "text", "shape": [2, 1], "datatype": "BYTES", "data": ["hello", "café ☕"]}]}
+    )
+    array = payload.tensor("text").array
+    assert array.dtype == object
+    assert array.shape == (2, 1)
+    assert array.tolist() == [[b"hello"], ["café ☕".encode()]]
+
+
+def test_v2_response_and_empty_tensor() -> None:
+    payload = decode(
+        {
+            "model_name": "iris",
+            "model_version": "1",
+            "id": "823248cc-d770-4a51-9606-16803395569c",
+            "outputs": [
+                {"name": "predict", "shape": [2], "datatype": "INT64", "data": [1, 2]},
+                {"name": "none", "shape": [0, 4], "datatype": "INT32", "data": []},
+            ],
+        }
+    )
+    assert payload.protocol == "oip-v2"
+    assert payload.tensor("predict").array.tolist() == [1, 2]
+    empty = payload.tensor("none").array
+    assert empty.shape == (0, 4)
+    assert empty.dtype == np.int32
+
+
+def test_v2_request_outputs_naming_wanted_outputs_are_not_tensors() -> None:
+    payload = decode(
+        {
+            "inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [1.0]}],
+            "outputs": [{"name": "probabilities", "parameters": {"binary_data": False}}],
+        }
+    )
+    assert [tensor.name for tensor in payload.tensors] == ["x"]
+
+
+def test_v2_digits_image_request() -> None:
+    """An OIP v2 request as a digits classifier receives it: a batch of two 8x8 grey images."""
+    pixels = [float(value) for image in (DIGIT_ZERO, DIGIT_ONE) for row in image for value in row]
+    payload = decode(
+        {
+            "id": "digits-1",
+            "parameters": {"content_type": "np"},
+            "inputs": [
+                {
+                    "name": "input-0",
+                    "shape": [2, 8, 8],
+                    "datatype": "FP32",
+                    "parameters": {"content_type": "np"},
+                    "data": pixels,
+                }
+            ],
+        }
+    )
+    assert payload.protocol == "oip-v2"
+    (image,) = payload.tensors
+    assert image.name == "input-0"
+    assert image.array.dtype == np.float32
+    assert image.array.shape == (2, 8, 8)
+    np.testing.assert_array_equal(image.array[0], DIGIT_ZERO)
+    np.testing.assert_array_equal(image.array[1], DIGIT_ONE)
+    assert image.array[1, 3, 1] == 7
+    assert image.array.max() == 16
+
+
+def test_v2_nan_and_infinity() -> None:
+    body = (
+        b'{"outputs": [{"name": "y", "shape": [3], "datatype": "FP32", "data": [NaN, Infinity, -Infinity]}]}'
+    )
+    array = decode_body(body, JSON, None).tensor("y").array
+    assert array.dtype == np.float32
+    assert np.isnan(array[0])
+    assert array[1] == np.inf
+    assert array[2] == -np.inf
+
+
+# KServe / TF-Serving v1
+
+
+def test_kserve_sklearn_iris_request_and_response() -> None:
+    """The pair KServe's sklearn iris example logs."""
+    request = decode({"instances": [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]})
+    assert request.protocol == "kserve-v1"
+    (instances,) = request.tensors
+    assert instances.name == "instances"
+    assert instances.array.dtype == np.float64
+    assert instances.array.shape == (2, 4)
+    np.testing.assert_array_equal(instances.array, [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]])
+
+    response = decode({"predictions": [1, 1]})
+    assert response.protocol == "kserve-v1"
+    (predictions,) = response.tensors
+    assert predictions.name == "predictions"
+    assert predictions.array.dtype == np.int64
+    assert predictions.array.tolist() == [1, 1]
+
+
+def test_v1_integers_give_int64_and_mixed_numbers_float64() -> None:
+    assert decode({"instances": [[1, 2], [3, 4]]}).tensor("instances").array.dtype == np.int64
+    mixed = decode({"instances": [[1, 2.5], [3, 4]]}).tensor("instances").array
+    assert mixed.dtype == np.float64
+    np.testing.assert_array_equal(mixed, [[1.0, 2.5], [3.0, 4.0]])
+
+
+def test_v1_scalar_instances() -> None:
+    array = decode({"instances": [0.5, 1, 2]}).tensor("instances").array
+    assert array.shape == (3,)
+    assert array.dtype == np.float64
+
+
+def test_v1_dict_instances_give_one_tensor_per_feature() -> None:
+    payload = decode(
+        {
+            "instances": [
+                {"age": 39, "income": 52000.5, "embedding": [0.1, 0.2]},
+                {"age": 52, "income": 61000, "embedding": [0.3, 0.4]},
+                {"age": 28, "income": 38000, "embedding": [0.5, 0.6]},
+            ]
+        }
+    )
+    assert payload.protocol == "kserve-v1"
+    assert [tensor.name for tensor in payload.tensors] == ["age", "income", "embedding"]
+    age, income, embedding = (tensor.array for tensor in payload.tensors)
+    assert age.dtype == np.int64
+    assert age.tolist() == [39, 52, 28]
+    assert income.dtype == np.float64
+    assert income.tolist() == [52000.5, 61000.0, 38000.0]
+    assert embedding.shape == (3, 2)
+    np.testing.assert_array_equal(embedding[:, 1], [0.2, 0.4, 0.6])
+
+
+def test_v1_b64_values_inside_instances_are_bytes() -> None:
+    jpeg = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00"
+    payload = decode({"instances": [{"image_bytes": {"b64": b64(jpeg)}, "key": "1"}]})
+    image, key = payload.tensors
+    assert image.name == "image_bytes"
+    assert image.array.dtype == object
+    assert image.array.tolist() == [jpeg]
+    assert key.name == "key"
+    assert key.array.dtype == object
+    assert key.array.tolist() == ["1"]
+
+
+def test_v1_b64_instances_are_one_tensor_of_bytes() -> None:
+    images = [b"\x89PNG\r\n\x1a\n\x00\x00", b"\x00"]
+    payload = decode({"instances": [{"b64": b64(image)} for image in images]})
+    (instances,) = payload.tensors
+    assert instances.name == "instances"
+    assert instances.array.dtype == object
+    assert instances.array.tolist() == images  # trailing zero bytes kept
+
+
+def test_v1_columnar_inputs_dict() -> None:
+    payload = decode(
+        {"signature_name": "serving_default", "inputs": {"x": [[1, 2], [3, 4]], "y": [0.5, 1.5]}}
+    )
+    assert payload.protocol == "kserve-v1"
+    assert [tensor.name for tensor in payload.tensors] == ["x", "y"]
+    assert payload.tensor("x").array.shape == (2, 2)
+    assert payload.tensor("x").array.dtype == np.int64
+    assert payload.tensor("y").array.tolist() == [0.5, 1.5]
+
+
+def test_v1_columnar_inputs_list() -> None:
+    (inputs,) = decode({"inputs": [[1.0, 2.0, 3.0]]}).tensors
+    assert inputs.name == "inputs"
+    assert inputs.array.shape == (1, 3)
+    assert inputs.array.dtype == np.float64
+
+
+def test_v1_text_stays_python_strings() -> None:
+    (instances,) = decode({"instances": ["I loved this movie", "a 2nd review"]}).tensors
+    assert instances.array.dtype == object
+    assert instances.array.tolist() == ["I loved this movie", "a 2nd review"]
+
+
+def test_v1_scalar_inputs_are_a_0d_tensor() -> None:
+    (inputs,) = decode({"inputs": "Translate this sentence"}).tensors
+    assert inputs.name == "inputs"
+    assert inputs.array.shape == ()
+    assert inputs.array.item() == "Translate this sentence"
+
+
+def test_v1_integers_too_large_for_int64_become_float64() -> None:
+    array = decode({"instances": [[2**70, 1]]}).tensor("instances").array
+    assert array.dtype == np.float64
+    assert array.tolist() == [[float(2**70), 1.0]]
+
+
+def test_v1_null_among_numbers_is_nan() -> None:
+    array = decode({"instances": [[1, None], [3, 4]]}).tensor("instances").array
+    assert array.dtype == np.float64
+    assert np.isnan(array[0, 1])
+    assert array[1].tolist() == [3.0, 4.0]
+
+
+def test_v1_predictions_of_numbers_and_lists() -> None:
+    (predictions,) = decode({"predictions": [[0.9, 0.05, 0.05], [0.1, 0.8, 0.1]]}).tensors
+    assert predictions.name == "predictions"
+    assert predictions.array.shape == (2, 3)
+    assert predictions.array.dtype == np.float64
+
+
+def test_v1_predictions_of_dicts_give_one_tensor_per_key() -> None:
+    payload = decode(
+        {
+            "predictions": [
+                {"label": "cat", "scores": [0.9, 0.1], "class_id": 0},
+                {"label": "dog", "scores": [0.2, 0.8], "class_id": 1},
+            ]
+        }
+    )
+    assert payload.protocol == "kserve-v1"
+    assert [tensor.name for tensor in payload.tensors] == ["label", "scores", "class_id"]
+    assert payload.tensor("label").array.tolist() == ["cat", "dog"]
+    assert payload.tensor("scores").array.shape == (2, 2)
+    assert payload.tensor("class_id").array.dtype == np.int64
+
+
+def test_v1_columnar_outputs() -> None:
+    payload = decode({"outputs": {"scores": [[0.1, 0.9]], "classes": [[3, 7]]}})
+    assert payload.protocol == "kserve-v1"
+    assert payload.tensor("scores").array.dtype == np.float64
+    assert payload.tensor("classes").array.tolist() == [[3, 7]]
+
+
+def test_v1_nan_and_infinity() -> None:
+    array = (
+        decode_body(b'{"predictions": [NaN, Infinity, -Infinity, 1]}', JSON, None).tensor("predictions").array
+    )
+    assert array.dtype == np.float64
+    assert np.isnan(array[0])
+    assert array[1:].tolist() == [math.inf, -math.inf, 1.0]
+
+
+# Seldon
+
+
+def test_seldon_ndarray_with_names() -> None:
+    payload = decode(
+        {
+            "meta": {"puid": "abc", "tags": {}, "routing": {}},
+            "data": {"names": ["t:0", "t:1", "t:2"], "ndarray": [[0.1, 0.8, 0.1], [0.7, 0.2, 0.1]]},
+        }
+    )
+    assert payload.protocol == "seldon"
+    (tensor,) = payload.tensors
+    assert tensor.name == "ndarray"
+    assert tensor.columns == ("t:0", "t:1", "t:2")
+    assert tensor.array.dtype == np.float64
+    assert tensor.array.shape == (2, 3)
+
+
+def test_seldon_ndarray_without_names() -> None:
+    for data in ({"ndarray": [[1, 2]]}, {"names": [], "ndarray": [[1, 2]]}):
+        (tensor,) = decode({"data": data}).tensors
+        assert tensor.columns is None
+        assert tensor.array.dtype == np.int64
+
+
+def test_seldon_tensor_is_reshaped() -> None:
+    payload = decode(
+        {"data": {"names": ["a", "b"], "tensor": {"shape": [3, 2], "values": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]}}}
+    )
+    (tensor,) = payload.tensors
+    assert tensor.name == "tensor"
+    assert tensor.columns == ("a", "b")
+    assert tensor.array.shape == (3, 2)
+    np.testing.assert_array_equal(tensor.array[:, 0], [1.0, 3.0, 5.0])
+
+
+def test_seldon_json_data_keeps_the_json_text() -> None:
+    (tensor,) = decode({"jsonData": {"text": "héllo", "n": [1, 2]}}).tensors
+    assert tensor.name == "jsonData"
+    assert tensor.array.shape == ()
+    assert tensor.array.dtype == object
+    assert json.loads(tensor.array.item()) == {"text": "héllo", "n": [1, 2]}
+
+
+def test_seldon_str_data() -> None:
+    payload = decode({"meta": {}, "strData": "The movie was great"})
+    assert payload.protocol == "seldon"
+    (tensor,) = payload.tensors
+    assert tensor.name == "strData"
+    assert tensor.array.shape == ()
+    assert tensor.array.dtype == object
+    assert tensor.array[()] == "The movie was great"
+
+
+def test_seldon_bin_data() -> None:
+    blob = bytes(range(256))
+    (tensor,) = decode({"binData": b64(blob)}).tensors
+    assert tensor.name == "binData"
+    assert tensor.array.shape == ()
+    assert tensor.array[()] == blob
+
+
+# Transport: gzip, content types, JSON variants
+
+
+def test_gzip_declared() -> None:
+    body = gzip.compress(json.dumps({"instances": [[1, 2]]}).encode())
+    payload = decode_body(body, JSON, "gzip")
+    assert payload.protocol == "kserve-v1"
+    assert payload.tensor("instances").array.tolist() == [[1, 2]]
+
+
+def test_gzip_recognised_by_magic_bytes_without_header() -> None:
+    body = gzip.compress(b'{"data": {"ndarray": [[1.5]]}}')
+    payload = decode_body(body, JSON, None)
+    assert payload.protocol == "seldon"
+    assert payload.tensor("ndarray").array.tolist() == [[1.5]]
+
+
+def test_empty_body_is_raw() -> None:
+    assert decode_body(b"", JSON, None) == Payload("raw")
+    assert decode_body(b"", None, None) == Payload("raw")
+    assert decode_body(gzip.compress(b""), JSON, "gzip") == Payload("raw")
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"message": "hello", "values": [1, 2]},
+        [1, 2, 3],
+        "just a string",
+        42,
+        None,
+        {"data": [1, 2, 3]},
+        {"data": {"rows": 3}},
+        {"instances": None},
+    ],
+)
+def test_json_of_no_known_shape_is_raw(document: Any) -> None:
+    assert decode(document) == Payload("raw")
+
+
+def test_non_json_content_types_with_non_json_bodies_are_raw() -> None:
+    assert decode_body(b"\x00\x01binary", "application/octet-stream", None) == Payload("raw")
+    assert decode_body(b"plain words", "text/plain; charset=utf-8", None) == Payload("raw")
+    # Binary that merely starts with the gzip magic bytes.
+    assert decode_body(b"\x1f\x8b not gzip", "application/octet-stream", None) == Payload("raw")
+
+
+def test_json_body_is_decoded_whatever_the_content_type() -> None:
+    payload = decode_body(b'{"instances": [[1]]}', "text/plain", None)
+    assert payload.protocol == "kserve-v1"
+
+
+def test_content_type_parameters_and_identity_encoding() -> None:
+    payload = decode_body(b'{"predictions": [0]}', "application/json; charset=utf-8", "identity")
+    assert payload.tensor("predictions").array.tolist() == [0]
+
+
+# Refusals
+
+
+def test_bad_gzip_is_refused() -> None:
+    with pytest.raises(DecodeError, match="not valid gzip"):
+        decode_body(b"this is not gzip", JSON, "gzip")
+
+
+def test_truncated_gzip_is_refused() -> None:
+    body = gzip.compress(json.dumps({"instances": list(range(1000))}).encode())
+    with pytest.raises(DecodeError, match="not valid gzip"):
+        decode_body(body[: len(body) // 2], JSON, None)
+
+
+def test_unsupported_content_encoding_is_refused() -> None:
+    with pytest.raises(DecodeError, match="'br' is not supported"):
+        decode_body(b"{}", JSON, "br")
+
+
+@pytest.mark.parametrize("content_type", [JSON, "application/cloudevents+json", None])
+def test_bad_json_is_refused(content_type: str | None) -> None:
+    with pytest.raises(DecodeError, match="not valid JSON"):
+        decode_body(b'{"instances": [[1, 2]', content_type, None)
+
+
+def test_v2_shape_mismatch_names_the_tensor() -> None:
+    with pytest.raises(
+        DecodeError, match=r"tensor 'pixels': shape \[2, 8, 8\] needs 128 values, data has 127"
+    ):
+        decode({"inputs": [{"name": "pixels", "shape": [2, 8, 8], "datatype": "FP32", "data": [0.0] * 127}]})
+
+
+def test_v2_unknown_datatype() -> None:
+    with pytest.raises(DecodeError, match="tensor 'x': unknown datatype 'FLOAT32'"):
+        decode({"inputs": [{"name": "x", "shape": [1], "datatype": "FLOAT32", "data": [1.0]}]})
+
+
+def test_v2_binary_extension_is_refused() -> None:
+    with pytest.raises(DecodeError, match="binary tensor data is not supported"):
+        decode(
+            {
+                "model_name": "densenet",
+                "outputs": [
+                    {
+                        "name": "fc6",
+                        "shape": [1, 1000],
+                        "datatype": "FP32",
+                        "parameters": {"binary_data_size": 4000},
+                    }
+                ],
+            }
+        )
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"name": "x", "shape": [1], "datatype": "INT8"}, "tensor 'x' has no data"),
+        ({"name": "x", "shape": [2], "datatype": "INT8", "data": [1, 128]}, r"must lie in \[-128, 127\]"),
+        ({"name": "x", "shape": [1], "datatype": "UINT8", "data": [-1]}, r"must lie in \[0, 255\]"),
+        ({"name": "x", "shape": [1], "datatype": "INT32", "data": [1.5]}, "INT32 data must be integers"),
+        ({"name": "x", "shape": [1], "datatype": "BOOL", "data": [2]}, "BOOL data must be true or false"),
+        ({"name": "x", "shape": [1], "datatype": "FP32", "data": ["1.0"]}, "FP32 data must be numbers"),
+        ({"name": "x", "shape": [1], "datatype": "FP32", "data": [None]}, "FP32 data must be numbers"),
+        ({"name": "x", "shape": [1], "datatype": "BYTES", "data": [1]}, "BYTES data must be strings"),
+        (
+            {"name": "x", "shape": [-1], "datatype": "FP32", "data": [1.0]},
+            "shape must be a list of non-negative",
+        ),
+        ({"name": "x", "datatype": "FP32", "data": [1.0]}, "shape must be a list of non-negative"),
+        ({"name": 3, "shape": [1], "datatype": "FP32", "data": [1.0]}, "tensor name must be a string"),
+    ],
+)
+def test_v2_invalid_tensors(entry: dict[str, Any], message: str) -> None:
+    with pytest.raises(DecodeError, match=message):
+        decode({"inputs": [entry]})
+
+
+def test_v1_ragged_instances_are_refused() -> None:
+    with pytest.raises(DecodeError, match="'instances' is ragged"):
+        decode({"instances": [[1, 2, 3], [4, 5]]})
+
+
+def test_v1_dict_instance_missing_a_key_is_refused() -> None:
+    with pytest.raises(
+        DecodeError, match=r"instances\[1\] does not have the keys of instances\[0\]: missing \['b'\]"
+    ):
+        decode({"instances": [{"a": 1, "b": 2.5}, {"a": 2}]})
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({"instances": [{"b64": "not base64!"}]}, "b64 is not valid base64"),
+        ({"instances": [{"b64": 5}]}, "b64 must be a base64 string"),
+        ({"instances": [[{"x": 1}]]}, "holds JSON objects"),
+        ({"instances": [{"a": {"nested": 1}}]}, "holds JSON objects"),
+        ({"binData": "%%%"}, "binData is not valid base64"),
+        ({"strData": 5}, "strData must be a string"),
+        ({"data": {"tftensor": {"dtype": "DT_FLOAT"}}}, "tftensor is not supported"),
+        ({"data": {"tensor": [1, 2]}}, "data.tensor must be an object"),
+        ({"data": {"names": "a", "ndarray": [[1]]}}, "data.names must be a list of strings"),
+    ],
+)
+def test_broken_v1_and_seldon_bodies_are_refused(document: Any, message: str) -> None:
+    with pytest.raises(DecodeError, match=message):
+        decode(document)
+
+
+def test_seldon_names_length_mismatch_is_refused() -> None:
+    with pytest.raises(DecodeError, match=r"data\.names has 2 names for 3 columns"):
+        decode({"data": {"names": ["a", "b"], "ndarray": [[1, 2, 3]]}})
+
+
+def test_seldon_tensor_shape_mismatch_is_refused() -> None:
+    with pytest.raises(DecodeError, match=r"data.tensor: shape \[2, 2\] needs 4 values, data has 3"):
+        decode({"data": {"tensor": {"shape": [2, 2], "values": [1, 2, 3]}}})
+
+
+def test_decode_error_is_a_value_error() -> None:
+    assert issubclass(DecodeError, ValueError)

@@ -1,0 +1,229 @@
+"""Stream workers against the real broker: decoding, pairing, timeouts, dead letters, restarts, scale-out."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from kafka import KafkaProducer
+
+from infersight.config import KafkaConfig
+from infersight.kafkaclient import ensure_topics
+from tests.helpers import Ingest, read_topic, run_ingest, run_worker, wait_for_records
+from tests.test_ingest import KSERVE_V1_REQUEST, KSERVE_V1_RESPONSE, kserve_headers, seldon_headers
+
+PAIRING_TIMEOUT = "3"
+
+
+class Pipeline:
+    def __init__(self, bootstrap: str, ingest: Ingest, records: str, extra: str) -> None:
+        self.bootstrap = bootstrap
+        self.ingest = ingest
+        self.records = records
+        self.extra = extra
+        self.deadletter = f"{ingest.topic}.deadletter"
+
+    def post(self, headers: dict[str, str], body: bytes) -> None:
+        answer = httpx.post(self.ingest.url, headers=headers, content=body, timeout=30)
+        assert answer.status_code == 202, answer.text
+
+    def record(self, request_id: str, timeout: float = 90.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for record in read_topic(self.bootstrap, self.records):
+                value = json.loads(record.value)  # type: ignore[attr-defined]
+                if value["request_id"] == request_id:
+                    return value  # type: ignore[no-any-return]
+            time.sleep(0.5)
+        raise TimeoutError(f"no record for {request_id}")
+
+
+def worker_env(records: str, **extra: str) -> dict[str, str]:
+    return {
+        "INFERSIGHT_WORKER__GROUP_ID": f"test-worker-{uuid.uuid4().hex[:6]}",
+        "INFERSIGHT_WORKER__RECORDS_TOPIC": records,
+        "INFERSIGHT_WORKER__PAIRING_TIMEOUT_SECONDS": PAIRING_TIMEOUT,
+        "INFERSIGHT_WORKER__BATCH_SECONDS": "0.2",
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+def pipeline(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    logs = tmp_path_factory.mktemp("worker")
+    topic = f"test.stream.{uuid.uuid4().hex[:8]}"
+    extra = f"{topic}.knative"
+    records = f"{topic}.records"
+    ensure_topics(KafkaConfig(bootstrap_servers=kafka_bootstrap, partitions=3), [extra, records])
+    with (
+        run_ingest(kafka_bootstrap, topic, logs) as ingest,
+        run_worker(
+            kafka_bootstrap,
+            topic,
+            logs,
+            **worker_env(records, INFERSIGHT_WORKER__EXTRA_TOPICS=json.dumps([extra])),
+        ),
+    ):
+        yield Pipeline(kafka_bootstrap, ingest, records, extra)
+
+
+def tensor(half: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(t for t in half["tensors"] if t["name"] == name)
+
+
+def test_kserve_v1_pair_is_decoded(pipeline: Pipeline) -> None:
+    event_id = str(uuid.uuid4())
+    pipeline.post(kserve_headers(event_id, "request"), KSERVE_V1_REQUEST)
+    pipeline.post(kserve_headers(event_id, "response"), KSERVE_V1_RESPONSE)
+    record = pipeline.record(event_id)
+    assert record["mode"] == "paired"
+    assert (record["namespace"], record["inferenceservice"], record["endpoint"]) == (
+        "models",
+        "iris",
+        "canary",
+    )
+    instances = tensor(record["request"], "instances")
+    assert (instances["dtype"], instances["shape"]) == ("float64", [2, 4])
+    assert instances["data"][1] == [6.0, 3.4, 4.5, 1.6]
+    predictions = tensor(record["response"], "predictions")
+    assert (predictions["dtype"], predictions["data"]) == ("int64", [1, 1])
+    assert record["request"]["attributes"]["time"] == "2026-11-25T10:15:30.123456789Z"
+
+
+def test_response_first_and_v2_tensors(pipeline: Pipeline) -> None:
+    event_id = str(uuid.uuid4())
+    request = {
+        "inputs": [
+            {
+                "name": "pixels",
+                "shape": [2, 2, 2],
+                "datatype": "FP32",
+                "data": [[[0, 1], [2, 3]], [[4, 5], [6, 7]]],
+            },
+            {"name": "flags", "shape": [2], "datatype": "BOOL", "data": [True, False]},
+        ]
+    }
+    response = {
+        "model_name": "digits",
+        "outputs": [{"name": "label", "shape": [2], "datatype": "INT32", "data": [3, 8]}],
+    }
+    pipeline.post(kserve_headers(event_id, "response"), json.dumps(response).encode())
+    pipeline.post(kserve_headers(event_id, "request"), json.dumps(request).encode())
+    record = pipeline.record(event_id)
+    assert record["mode"] == "paired"
+    assert record["request"]["protocol"] == "oip-v2"
+    pixels = tensor(record["request"], "pixels")
+    assert (pixels["dtype"], pixels["shape"]) == ("float32", [2, 2, 2])
+    assert tensor(record["request"], "flags")["dtype"] == "bool"
+    assert tensor(record["response"], "label") == {
+        "name": "label",
+        "dtype": "int32",
+        "shape": [2],
+        "columns": None,
+        "data": [3, 8],
+    }
+
+
+def test_seldon_gzip_pair_by_request_id(pipeline: Pipeline) -> None:
+    request_id = str(uuid.uuid4())
+    body = {"data": {"names": ["age", "hours"], "ndarray": [[39, 40], [50, 13]]}}
+    pipeline.post(seldon_headers(request_id, "request"), gzip.compress(json.dumps(body).encode()))
+    reply = {"data": {"names": ["p0", "p1"], "ndarray": [[0.9, 0.1], [0.2, 0.8]]}, "meta": {}}
+    pipeline.post(seldon_headers(request_id, "response"), gzip.compress(json.dumps(reply).encode()))
+    record = pipeline.record(request_id)
+    assert record["mode"] == "paired"
+    ndarray = tensor(record["request"], "ndarray")
+    assert ndarray["columns"] == ["age", "hours"] and ndarray["shape"] == [2, 2]
+    assert tensor(record["response"], "ndarray")["columns"] == ["p0", "p1"]
+
+
+def test_lonely_half_is_emitted_after_the_timeout(pipeline: Pipeline) -> None:
+    event_id = str(uuid.uuid4())
+    sent = time.monotonic()
+    pipeline.post(kserve_headers(event_id, "request"), KSERVE_V1_REQUEST)
+    record = pipeline.record(event_id)
+    assert time.monotonic() - sent >= float(PAIRING_TIMEOUT) - 0.5
+    assert record["mode"] == "request" and record["response"] is None
+
+
+def test_undecodable_payloads_go_to_the_dead_letter_topic(pipeline: Pipeline) -> None:
+    event_id = str(uuid.uuid4())
+    bad = {"inputs": [{"name": "x", "shape": [3], "datatype": "FP32", "data": [1, 2]}]}
+    pipeline.post(kserve_headers(event_id, "request"), json.dumps(bad).encode())
+    producer = KafkaProducer(bootstrap_servers=pipeline.bootstrap)
+    producer.send(pipeline.ingest.topic, b"no headers at all", key=b"models/iris").get(timeout=30)
+    producer.close()
+    letters = wait_for_records(pipeline.bootstrap, pipeline.deadletter, 2)
+    reasons = {}
+    for letter in letters:
+        headers = dict(letter.headers)  # type: ignore[attr-defined]
+        reasons[headers.get("ce_id", b"").decode()] = headers["infersight-deadletter-reason"].decode()
+        assert headers["infersight-deadletter-origin"].startswith(pipeline.ingest.topic.encode())
+    assert reasons[event_id].startswith("undecodable_payload: ") and "x" in reasons[event_id]
+    assert reasons[""].startswith("invalid_event: not a CloudEvent")
+    originals = {bytes(letter.value) for letter in letters}  # type: ignore[attr-defined]
+    assert json.dumps(bad).encode() in originals and b"no headers at all" in originals
+
+
+def test_knative_and_seldon_kafka_records_on_an_extra_topic(pipeline: Pipeline) -> None:
+    event_id = str(uuid.uuid4())
+    producer = KafkaProducer(bootstrap_servers=pipeline.bootstrap)
+    for kind, body in (("request", KSERVE_V1_REQUEST), ("response", KSERVE_V1_RESPONSE)):
+        headers = [
+            ("ce_specversion", b"1.0"),
+            ("ce_id", event_id.encode()),
+            ("ce_source", b"http://localhost:9081/"),
+            ("ce_type", f"org.kubeflow.serving.inference.{kind}".encode()),
+            ("ce_inferenceservicename", b"iris"),
+            ("ce_namespace", b"knative"),
+            ("content-type", b"application/json"),
+        ]
+        producer.send(pipeline.extra, body, key=b"knative/iris", headers=headers)
+    request_id = str(uuid.uuid4())
+    for kind, body in (
+        ("request", b'{"data": {"ndarray": [[1, 2]]}}'),
+        ("response", b'{"data": {"ndarray": [[0.3]]}}'),
+    ):
+        headers = [
+            ("type", f"io.seldon.serving.inference.{kind}".encode()),
+            ("requestid", request_id.encode()),
+            ("modelid", b"classifier"),
+            ("namespace", b"seldon"),
+            ("endpoint", b"default"),
+            ("protocol", b"seldon"),
+            ("content-type", b"application/json"),
+        ]
+        producer.send(pipeline.extra, body, key=b"seldon/classifier", headers=headers)
+    producer.flush()
+    producer.close()
+    knative = pipeline.record(event_id)
+    assert knative["mode"] == "paired" and knative["namespace"] == "knative"
+    seldon = pipeline.record(request_id)
+    assert seldon["mode"] == "paired" and seldon["inferenceservice"] == "classifier"
+    assert tensor(seldon["response"], "ndarray")["data"] == [[0.3]]
+
+
+def test_worker_metrics(pipeline: Pipeline) -> None:
+    event_id = str(uuid.uuid4())
+    pipeline.post(kserve_headers(event_id, "request"), KSERVE_V1_REQUEST)
+    pipeline.post(kserve_headers(event_id, "response"), KSERVE_V1_RESPONSE)
+    pipeline.record(event_id)
+    worker_log = next(Path(pipeline.ingest.log).parent.glob("worker-*.log"))
+    port = worker_log.stem.split("-")[1]
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    assert (
+        'infersight_records_total{endpoint="canary",inferenceservice="iris",mode="paired",namespace="models"}'
+        in text
+    )
+    assert (
+        'infersight_deadletters_total{reason="undecodable_payload"}' in text
+        or "infersight_deadletters_total" in text
+    )
+    assert "infersight_event_lag_seconds_bucket" in text

@@ -1,0 +1,138 @@
+"""A worker killed mid-stream, and a worker leaving its group: no pending half is lost."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from infersight.config import KafkaConfig
+from infersight.kafkaclient import ensure_topics
+from tests.helpers import Worker, read_topic, run_ingest, start_worker
+from tests.test_ingest import KSERVE_V1_REQUEST, KSERVE_V1_RESPONSE, kserve_headers
+
+pytestmark = pytest.mark.slow
+
+MODELS = ["iris", "wine", "digits", "income", "credit", "churn"]
+
+
+def post(url: str, event_id: str, kind: str, model: str) -> None:
+    headers = kserve_headers(event_id, kind, **{"Ce-Inferenceservicename": model})
+    body = KSERVE_V1_REQUEST if kind == "request" else KSERVE_V1_RESPONSE
+    assert httpx.post(url, headers=headers, content=body, timeout=30).status_code == 202
+
+
+def records_by_id(bootstrap: str, topic: str) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for record in read_topic(bootstrap, topic):
+        value = json.loads(record.value)  # type: ignore[attr-defined]
+        found.setdefault(value["request_id"], []).append(value["mode"])
+    return found
+
+
+def wait_paired(bootstrap: str, topic: str, ids: list[str], timeout: float = 120) -> dict[str, list[str]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = records_by_id(bootstrap, topic)
+        if all("paired" in found.get(event_id, []) for event_id in ids):
+            return found
+        if time.monotonic() > deadline:
+            missing = [event_id for event_id in ids if "paired" not in found.get(event_id, [])]
+            raise AssertionError(f"{len(missing)} of {len(ids)} never paired")
+        time.sleep(0.5)
+
+
+def pending(worker: Worker) -> float:
+    try:
+        text = httpx.get(worker.metrics_url, timeout=5).text
+    except httpx.HTTPError:
+        return -1
+    match = re.search(r"^infersight_pending_halves (\S+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else -1
+
+
+def wait_pending(workers: list[Worker], count: int, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while sum(max(0.0, pending(worker)) for worker in workers) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"workers never held {count} pending halves")
+        time.sleep(0.5)
+
+
+def setup(bootstrap: str) -> tuple[str, str, dict[str, str]]:
+    topic = f"test.faults.{uuid.uuid4().hex[:8]}"
+    records = f"{topic}.records"
+    ensure_topics(KafkaConfig(bootstrap_servers=bootstrap, partitions=3), [records])
+    env = {
+        "INFERSIGHT_WORKER__GROUP_ID": f"test-faults-{uuid.uuid4().hex[:6]}",
+        "INFERSIGHT_WORKER__RECORDS_TOPIC": records,
+        "INFERSIGHT_WORKER__PAIRING_TIMEOUT_SECONDS": "600",
+        "INFERSIGHT_WORKER__BATCH_SECONDS": "0.2",
+        "INFERSIGHT_WORKER__REBALANCE_TIMEOUT_SECONDS": "10",
+    }
+    return topic, records, env
+
+
+def test_killed_worker_loses_no_pending_half(kafka_bootstrap: str, tmp_path: Path) -> None:
+    topic, records, env = setup(kafka_bootstrap)
+    with run_ingest(kafka_bootstrap, topic, tmp_path) as ingest:
+        first = start_worker(kafka_bootstrap, topic, tmp_path, **env)
+        second = None
+        try:
+            probe = str(uuid.uuid4())
+            post(ingest.url, probe, "request", "iris")
+            post(ingest.url, probe, "response", "iris")
+            wait_paired(kafka_bootstrap, records, [probe])
+
+            ids = [str(uuid.uuid4()) for _ in range(24)]
+            for index, event_id in enumerate(ids):
+                post(ingest.url, event_id, "request", MODELS[index % len(MODELS)])
+            wait_pending([first], len(ids))
+            time.sleep(2)  # a commit interval: the requests' offsets are committed, only the table holds them
+            first.kill()
+
+            second = start_worker(kafka_bootstrap, topic, tmp_path, **env)
+            for index, event_id in enumerate(ids):
+                post(ingest.url, event_id, "response", MODELS[index % len(MODELS)])
+            found = wait_paired(kafka_bootstrap, records, ids)
+            assert all(found[event_id].count("paired") == 1 for event_id in ids)
+        finally:
+            for worker in (first, second):
+                if worker is not None and worker.process.poll() is None:
+                    worker.kill()
+
+
+def test_pairs_across_two_workers_and_a_leaving_worker(kafka_bootstrap: str, tmp_path: Path) -> None:
+    topic, records, env = setup(kafka_bootstrap)
+    with run_ingest(kafka_bootstrap, topic, tmp_path) as ingest:
+        workers = [start_worker(kafka_bootstrap, topic, tmp_path, **env) for _ in range(2)]
+        try:
+            probes = [str(uuid.uuid4()) for _ in MODELS]
+            for model, probe in zip(MODELS, probes, strict=True):
+                post(ingest.url, probe, "response", model)
+                post(ingest.url, probe, "request", model)
+            wait_paired(kafka_bootstrap, records, probes)
+            assert all(pending(worker) >= 0 for worker in workers)
+
+            ids = [str(uuid.uuid4()) for _ in range(30)]
+            for index, event_id in enumerate(ids):
+                post(ingest.url, event_id, "request", MODELS[index % len(MODELS)])
+            wait_pending(workers, len(ids))
+            time.sleep(2)
+            leaving = workers.pop()
+            leaving.process.terminate()
+            leaving.process.wait(timeout=60)
+
+            for index, event_id in enumerate(ids):
+                post(ingest.url, event_id, "response", MODELS[index % len(MODELS)])
+            found = wait_paired(kafka_bootstrap, records, ids)
+            assert all(found[event_id] == ["paired"] for event_id in ids)
+        finally:
+            for worker in workers:
+                if worker.process.poll() is None:
+                    worker.kill()
