@@ -13,8 +13,10 @@ $(BIN)/infersight: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-up: $(BIN)/infersight  ## the local Kafka and the ingest on :8080 (Ctrl-C stops the ingest)
+up: $(BIN)/infersight  ## the local Kafka, the ingest on :8080 and a worker (metrics on :8081); Ctrl-C stops both
 	$(BIN)/infersight kafka start
+	trap 'kill 0' INT TERM EXIT; \
+	INFERSIGHT_WORKER__RECORDS_TOPIC=infersight.records $(BIN)/infersight worker & \
 	$(BIN)/infersight ingest
 
 test: $(BIN)/infersight  ## the whole test suite against real services
