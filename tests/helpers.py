@@ -22,6 +22,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def kafka_environment(bootstrap: str, topic: str, **env: str) -> dict[str, str]:
+    """The environment of an infersight process on ``bootstrap`` whose topics are named after ``topic``."""
+    return {
+        **os.environ,
+        "INFERSIGHT_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+        "INFERSIGHT_KAFKA__TOPICS__PAYLOADS": topic,
+        "INFERSIGHT_KAFKA__TOPICS__DETECTIONS": f"{topic}.detections",
+        "INFERSIGHT_KAFKA__TOPICS__DEADLETTER": f"{topic}.deadletter",
+        "INFERSIGHT_KAFKA__PARTITIONS": "3",
+        **env,
+    }
+
+
 @dataclass(frozen=True)
 class Ingest:
     url: str
@@ -34,15 +47,7 @@ def run_ingest(bootstrap: str, topic: str, log_dir: Path, **env: str) -> Iterato
     """``infersight ingest`` in its own process, ready when ``/readyz`` says so."""
     port = free_port()
     log = log_dir / f"ingest-{port}.log"
-    environment = {
-        **os.environ,
-        "INFERSIGHT_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
-        "INFERSIGHT_KAFKA__TOPICS__PAYLOADS": topic,
-        "INFERSIGHT_KAFKA__TOPICS__DETECTIONS": f"{topic}.detections",
-        "INFERSIGHT_KAFKA__TOPICS__DEADLETTER": f"{topic}.deadletter",
-        "INFERSIGHT_KAFKA__PARTITIONS": "3",
-        **env,
-    }
+    environment = kafka_environment(bootstrap, topic, **env)
     with log.open("wb") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "infersight", "ingest", "--host", "127.0.0.1", "--port", str(port)],
@@ -120,18 +125,14 @@ def start_worker(bootstrap: str, topic: str, log_dir: Path, **env: str) -> Worke
     """``infersight worker`` in its own process, reading ``topic`` (plus what ``env`` configures)."""
     port = free_port()
     log = log_dir / f"worker-{port}.log"
-    environment = {
-        **os.environ,
-        "INFERSIGHT_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
-        "INFERSIGHT_KAFKA__TOPICS__PAYLOADS": topic,
-        "INFERSIGHT_KAFKA__TOPICS__DETECTIONS": f"{topic}.detections",
-        "INFERSIGHT_KAFKA__TOPICS__DEADLETTER": f"{topic}.deadletter",
-        "INFERSIGHT_KAFKA__PARTITIONS": "3",
-        "INFERSIGHT_WORKER__STATE_DIR": str(log_dir / f"worker-state-{port}"),
-        "INFERSIGHT_WORKER__METRICS_HOST": "127.0.0.1",
-        "INFERSIGHT_WORKER__METRICS_PORT": str(port),
+    environment = kafka_environment(
+        bootstrap,
+        topic,
+        INFERSIGHT_WORKER__STATE_DIR=str(log_dir / f"worker-state-{port}"),
+        INFERSIGHT_WORKER__METRICS_HOST="127.0.0.1",
+        INFERSIGHT_WORKER__METRICS_PORT=str(port),
         **env,
-    }
+    )
     with log.open("ab") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "infersight", "worker"],

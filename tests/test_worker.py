@@ -7,7 +7,6 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,16 +15,17 @@ from kafka import KafkaProducer
 
 from infersight.config import KafkaConfig
 from infersight.kafkaclient import ensure_topics
-from tests.helpers import Ingest, read_topic, run_ingest, run_worker, wait_for_records
+from tests.helpers import Ingest, Worker, read_topic, run_ingest, run_worker, wait_for_records
 from tests.test_ingest import KSERVE_V1_REQUEST, KSERVE_V1_RESPONSE, kserve_headers, seldon_headers
 
 PAIRING_TIMEOUT = "3"
 
 
 class Pipeline:
-    def __init__(self, bootstrap: str, ingest: Ingest, records: str, extra: str) -> None:
+    def __init__(self, bootstrap: str, ingest: Ingest, worker: Worker, records: str, extra: str) -> None:
         self.bootstrap = bootstrap
         self.ingest = ingest
+        self.worker = worker
         self.records = records
         self.extra = extra
         self.deadletter = f"{ingest.topic}.deadletter"
@@ -69,9 +69,9 @@ def pipeline(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> 
             topic,
             logs,
             **worker_env(records, INFERSIGHT_WORKER__EXTRA_TOPICS=json.dumps([extra])),
-        ),
+        ) as worker,
     ):
-        yield Pipeline(kafka_bootstrap, ingest, records, extra)
+        yield Pipeline(kafka_bootstrap, ingest, worker, records, extra)
 
 
 def tensor(half: dict[str, Any], name: str) -> dict[str, Any]:
@@ -170,6 +170,9 @@ def test_undecodable_payloads_go_to_the_dead_letter_topic(pipeline: Pipeline) ->
     assert reasons[""].startswith("invalid_event: not a CloudEvent")
     originals = {bytes(letter.value) for letter in letters}  # type: ignore[attr-defined]
     assert json.dumps(bad).encode() in originals and b"no headers at all" in originals
+    metrics = httpx.get(pipeline.worker.metrics_url, timeout=10).text
+    assert 'infersight_deadletters_total{reason="undecodable_payload"} 1.0' in metrics
+    assert 'infersight_deadletters_total{reason="invalid_event"} 1.0' in metrics
 
 
 def test_knative_and_seldon_kafka_records_on_an_extra_topic(pipeline: Pipeline) -> None:
@@ -215,15 +218,17 @@ def test_worker_metrics(pipeline: Pipeline) -> None:
     pipeline.post(kserve_headers(event_id, "request"), KSERVE_V1_REQUEST)
     pipeline.post(kserve_headers(event_id, "response"), KSERVE_V1_RESPONSE)
     pipeline.record(event_id)
-    worker_log = next(Path(pipeline.ingest.log).parent.glob("worker-*.log"))
-    port = worker_log.stem.split("-")[1]
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    text = httpx.get(pipeline.worker.metrics_url, timeout=10).text
     assert (
         'infersight_records_total{endpoint="canary",inferenceservice="iris",mode="paired",namespace="models"}'
         in text
     )
     assert (
-        'infersight_deadletters_total{reason="undecodable_payload"}' in text
-        or "infersight_deadletters_total" in text
+        'infersight_records_total{endpoint="canary",inferenceservice="iris",mode="request",namespace="models"}'
+        in text
     )
-    assert "infersight_event_lag_seconds_bucket" in text
+    assert (
+        'infersight_event_lag_seconds_count{endpoint="canary",inferenceservice="iris",namespace="models"}'
+        in text
+    )
+    assert "infersight_pending_halves " in text
