@@ -56,6 +56,17 @@ def pending(worker: Worker) -> float:
     return float(match.group(1)) if match else -1
 
 
+def handled(worker: Worker) -> float:
+    """Records this worker has handed on so far."""
+    try:
+        text = httpx.get(worker.metrics_url, timeout=5).text
+    except httpx.HTTPError:
+        return 0
+    return sum(
+        float(value) for value in re.findall(r"^infersight_records_total\{[^}]*\} (\S+)$", text, re.MULTILINE)
+    )
+
+
 def wait_pending(workers: list[Worker], count: int, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while sum(max(0.0, pending(worker)) for worker in workers) < count:
@@ -112,12 +123,15 @@ def test_pairs_across_two_workers_and_a_leaving_worker(kafka_bootstrap: str, tmp
     with run_ingest(kafka_bootstrap, topic, tmp_path) as ingest:
         workers = [start_worker(kafka_bootstrap, topic, tmp_path, **env) for _ in range(2)]
         try:
-            probes = [str(uuid.uuid4()) for _ in MODELS]
-            for model, probe in zip(MODELS, probes, strict=True):
-                post(ingest.url, probe, "response", model)
-                post(ingest.url, probe, "request", model)
-            wait_paired(kafka_bootstrap, records, probes)
-            assert all(pending(worker) >= 0 for worker in workers)
+            # Probe until both workers have joined the group and each pairs some models' traffic.
+            deadline = time.monotonic() + 120
+            while min(handled(worker) for worker in workers) == 0:
+                assert time.monotonic() < deadline, "the two workers never shared the partitions"
+                probes = [str(uuid.uuid4()) for _ in MODELS]
+                for model, probe in zip(MODELS, probes, strict=True):
+                    post(ingest.url, probe, "response", model)
+                    post(ingest.url, probe, "request", model)
+                wait_paired(kafka_bootstrap, records, probes)
 
             ids = [str(uuid.uuid4()) for _ in range(30)]
             for index, event_id in enumerate(ids):
