@@ -62,6 +62,7 @@ PAIRING_TIMEOUT_SECONDS = 600
 POLL_SECONDS = 0.2
 #: Give up when the records topic (or the baseline's count) has not grown for this long.
 STALL_SECONDS = 120
+TABLE_WIDTH = 100
 #: Log lines worth reporting: anything above info, and tracebacks.
 LOG_PROBLEM = re.compile(r"\b(WARNING|ERROR|CRITICAL)\b|Traceback")
 
@@ -604,23 +605,20 @@ def report(results: list[CaseResult]) -> None:
     table.add_column("case", no_wrap=True)
     table.add_column("worker\nrecords/s", justify="right")
     table.add_column("worker\nCPU", justify="right")
-    table.add_column("baseline\nevents/s", justify="right")
-    table.add_column("baseline\npairs/s", justify="right")
-    table.add_column("worker ÷\nbaseline pairs", justify="right")
-    table.add_column("paired", justify="right", no_wrap=True)
+    table.add_column("baseline\nevents/s (pairs/s)", justify="right", no_wrap=True)
+    table.add_column("worker ÷\nbase pairs", justify="right")
+    table.add_column("all\npaired", justify="right", no_wrap=True)
     for result in results:
         worker, base = result.worker, result.baseline
-        paired = f"{worker.paired:,}/{worker.expected:,}"
         table.add_row(
             result.case.name,
             f"{worker.records_per_s:,.0f}",
             "?" if worker.cpu_share is None else f"{worker.cpu_share:.0%}",
-            f"{base.events_per_s:,.0f}",
-            f"{base.pairs_per_s:,.0f}",
+            f"{base.events_per_s:,.0f} ({base.pairs_per_s:,.0f})",
             f"{result.ratio:.1%}",
-            f"[green]{paired}[/]" if worker.all_paired else f"[red]{paired}[/]",
+            "[green]yes[/]" if worker.all_paired else f"[red]{worker.paired:,}/{worker.expected:,}[/]",
         )
-    console.print(table)
+    Console(width=max(console.width, TABLE_WIDTH)).print(table)  # a pipe gets 80 columns: too few
     for result in results:
         worker = result.worker
         if not worker.all_paired:

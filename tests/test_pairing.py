@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from infersight.records import Payload, RawEvent
+from infersight.records import Half, InferenceRecord, Payload, RawEvent
 from infersight.streams.decode import decode_body
 from infersight.streams.pairing import Pairer, partition_of, table_key
 
 
 def decode(event: RawEvent) -> Payload:
     return decode_body(event.data, event.attributes.get("datacontenttype"), event.content_encoding)
+
+
+def half(event: RawEvent, received_at: float) -> Half:
+    return Half(event=event, payload=decode(event), received_at=received_at)
+
+
+def offer(pairer: Pairer, partition: int, event: RawEvent, received_at: float) -> InferenceRecord | None:
+    """One half as a batch of its own."""
+    records = pairer.pair([(partition, half(event, received_at))])
+    assert len(records) <= 1
+    return records[0] if records else None
 
 
 def kserve(event_id: str, kind: str, body: bytes) -> RawEvent:
@@ -33,12 +44,12 @@ RESPONSE = b'{"predictions": [1]}'
 
 def test_either_order() -> None:
     pairer = Pairer({}, decode, timeout_seconds=30)
-    assert pairer.offer(2, kserve("a", "request", REQUEST), 10.0) is None
-    record = pairer.offer(2, kserve("a", "response", RESPONSE), 11.0)
+    assert offer(pairer, 2, kserve("a", "request", REQUEST), 10.0) is None
+    record = offer(pairer, 2, kserve("a", "response", RESPONSE), 11.0)
     assert record is not None and record.mode == "paired"
     assert record.request is not None and record.request.received_at == 10.0
-    assert pairer.offer(1, kserve("b", "response", RESPONSE), 12.0) is None
-    record = pairer.offer(1, kserve("b", "request", REQUEST), 13.0)
+    assert offer(pairer, 1, kserve("b", "response", RESPONSE), 12.0) is None
+    record = offer(pairer, 1, kserve("b", "request", REQUEST), 13.0)
     assert record is not None and record.request_id == "b"
     assert record.request is not None and record.request.payload.tensor("instances").array.shape == (1, 2)
     assert record.response is not None and record.response.payload.tensor("predictions").array.tolist() == [1]
@@ -47,17 +58,17 @@ def test_either_order() -> None:
 
 def test_duplicate_half_keeps_the_first() -> None:
     pairer = Pairer({}, decode, timeout_seconds=30)
-    assert pairer.offer(0, kserve("a", "request", REQUEST), 1.0) is None
-    assert pairer.offer(0, kserve("a", "request", REQUEST), 2.0) is None
-    record = pairer.offer(0, kserve("a", "response", RESPONSE), 3.0)
+    assert offer(pairer, 0, kserve("a", "request", REQUEST), 1.0) is None
+    assert offer(pairer, 0, kserve("a", "request", REQUEST), 2.0) is None
+    record = offer(pairer, 0, kserve("a", "response", RESPONSE), 3.0)
     assert record is not None and record.request is not None and record.request.received_at == 1.0
 
 
 def test_timeout_emits_alone_and_only_active_partitions() -> None:
     table: dict[bytes, bytes] = {}
     pairer = Pairer(table, decode, timeout_seconds=5)
-    pairer.offer(0, kserve("a", "request", REQUEST), 100.0)
-    pairer.offer(1, kserve("b", "response", RESPONSE), 100.0)
+    offer(pairer, 0, kserve("a", "request", REQUEST), 100.0)
+    offer(pairer, 1, kserve("b", "response", RESPONSE), 100.0)
     assert pairer.expire(104.0, {0, 1}) == []
     (alone,) = pairer.expire(106.0, {0})
     assert alone.mode == "request" and alone.request_id == "a"
@@ -72,3 +83,22 @@ def test_key_carries_partition_and_model() -> None:
     key = table_key(7, kserve("x", "request", REQUEST))
     assert key == b"7|ns/iris|x"
     assert partition_of(key) == 7
+
+
+def test_halves_that_meet_in_one_batch_never_touch_the_table() -> None:
+    table: dict[bytes, bytes] = {}
+    pairer = Pairer(table, decode, timeout_seconds=30)
+    batch = [
+        (0, half(kserve("a", "request", REQUEST), 1.0)),
+        (1, half(kserve("b", "response", RESPONSE), 1.0)),
+        (0, half(kserve("a", "request", REQUEST), 1.5)),
+        (0, half(kserve("a", "response", RESPONSE), 2.0)),
+        (0, half(kserve("c", "request", REQUEST), 2.0)),
+    ]
+    (record,) = pairer.pair(batch)
+    assert record.request_id == "a" and record.mode == "paired"
+    assert record.request is not None and record.request.received_at == 1.0
+    assert set(table) == {b"1|ns/iris|b", b"0|ns/iris|c"}
+    (later,) = pairer.pair([(1, half(kserve("b", "request", REQUEST), 3.0))])
+    assert later.request_id == "b" and later.response is not None and later.response.received_at == 1.0
+    assert set(table) == {b"0|ns/iris|c"}

@@ -27,7 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from infersight.binding import from_kafka_record
 from infersight.config import Settings
 from infersight.eventformat import InvalidEvent
-from infersight.records import InferenceRecord, Payload, RawEvent, half_of
+from infersight.records import Half, InferenceRecord, Payload, RawEvent, half_of
 from infersight.streams.decode import DecodeError, decode_body
 from infersight.streams.metrics import StreamMetrics
 from infersight.streams.pairing import Pairer, partition_of
@@ -142,7 +142,7 @@ class StreamWorker:
     async def _pair_agent(self, stream: Any) -> None:  # a faust Stream; StreamT does not declare take_events
         config = self.settings.worker
         async for events in stream.take_events(config.batch_size, within=config.batch_seconds):
-            records: list[InferenceRecord] = []
+            halves: list[tuple[int, Half]] = []
             others: list[RawEvent] = []
             now = time.time()
             for event in events:
@@ -152,19 +152,16 @@ class StreamWorker:
                     self.metrics.observe_lag(raw)
                     if half_of(raw) is None:
                         others.append(raw)
-                        self.metrics.other_events.labels(raw.type if raw.type else "none").inc()
+                        self.metrics.other_events.labels(raw.type or "none").inc()
                         continue
-                    record = self.pairer.offer(message.partition, raw, now)
-                except (InvalidEvent, DecodeError) as exc:
-                    await self._dead_letter(
-                        event,
-                        "invalid_event" if isinstance(exc, InvalidEvent) else "undecodable_payload",
-                        str(exc),
+                    halves.append(
+                        (message.partition, Half(event=raw, payload=decode_event(raw), received_at=now))
                     )
-                    continue
-                if record is not None:
-                    records.append(record)
-            await self._hand_on(records, others)
+                except InvalidEvent as exc:
+                    await self._dead_letter(event, "invalid_event", str(exc))
+                except DecodeError as exc:
+                    await self._dead_letter(event, "undecodable_payload", str(exc))
+            await self._hand_on(self.pairer.pair(halves), others)
 
     async def _expire(self) -> None:
         actives = {
