@@ -18,14 +18,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import multiprocessing
 import os
 import queue
-import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,14 +34,14 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from multiprocessing.queues import Queue
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
+from common import exit_on_sigterm, free_ports, kafka_broker, port_range, stop_process, write_json
 from rich.console import Console
 from rich.table import Table
 
-from infersight.config import KafkaConfig, LocalKafkaConfig
+from infersight.config import KafkaConfig
 from infersight.kafkaclient import ensure_topics
-from infersight.localkafka import LocalKafka
 
 BENCH_DIR = Path(__file__).resolve().parent
 LUA_SCRIPT = BENCH_DIR / "kserve_event.lua"
@@ -105,67 +102,6 @@ class Template:
 
 
 # --- ports and processes -------------------------------------------------------------------------
-
-
-def free_ports(count: int, low: int, high: int) -> list[int]:
-    """``count`` distinct ports nobody listens on, from ``low``..``high`` (0..0: the OS chooses)."""
-    candidates = random.sample(range(low, high + 1), high - low + 1) if high else [0] * count
-    sockets: list[socket.socket] = []
-    try:
-        for port in candidates:
-            sock = socket.socket()
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                sock.close()
-                continue
-            sockets.append(sock)
-            if len(sockets) == count:
-                return [sock.getsockname()[1] for sock in sockets]
-        raise SystemExit(f"fewer than {count} free ports in {low}-{high}")
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL after ten seconds."""
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-def exit_on_sigterm() -> None:
-    """Turn SIGTERM into SystemExit so that the cleanup below runs for it too, as for Ctrl-C."""
-
-    def handler(signum: int, frame: object) -> NoReturn:
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, handler)
-
-
-@contextlib.contextmanager
-def kafka_broker(bootstrap: str | None, state_dir: Path, ports: list[int]) -> Iterator[str]:
-    """Yield bootstrap servers: the given ones, or those of a local broker started for this run."""
-    if bootstrap:
-        yield bootstrap
-        return
-    config = LocalKafkaConfig.model_validate(
-        {"state_dir": state_dir, "port": ports[0], "controller_port": ports[1]}
-    )
-    broker = LocalKafka(config)
-    console.print(f"starting a local Kafka on port {ports[0]} in {state_dir} …")
-    try:
-        status = broker.start()
-        yield status.bootstrap_servers
-    finally:
-        console.print("stopping the local Kafka …")
-        broker.stop()
 
 
 @contextlib.contextmanager
@@ -429,15 +365,6 @@ def report(ingest: WrkResult, base: BaselineResult, acknowledged: int, records: 
     }
 
 
-def write_json(path: Path, figures: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
-    console.print(f"wrote {path}")
-
-
-# --- main -----------------------------------------------------------------------------------------
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seconds", type=int, default=15, help="measured duration of each run (default 15)")
@@ -459,11 +386,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="pick the ingest's and local broker's ports from this range (default: any free port)",
     )
     return parser.parse_args(argv)
-
-
-def port_range(text: str) -> tuple[int, int]:
-    low, _, high = text.partition("-")
-    return int(low), int(high or low)
 
 
 def measure_ingest(

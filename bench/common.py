@@ -1,0 +1,92 @@
+"""What the benchmarks share: ports, a broker for the run, stopping what they started, results."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import signal
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NoReturn
+
+from rich.console import Console
+
+from infersight.config import LocalKafkaConfig
+from infersight.localkafka import LocalKafka
+
+console = Console()
+
+
+def free_ports(count: int, low: int, high: int) -> list[int]:
+    """``count`` distinct ports nobody listens on, from ``low``..``high`` (0..0: the OS chooses)."""
+    candidates = random.sample(range(low, high + 1), high - low + 1) if high else [0] * count
+    sockets: list[socket.socket] = []
+    try:
+        for port in candidates:
+            sock = socket.socket()
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                sock.close()
+                continue
+            sockets.append(sock)
+            if len(sockets) == count:
+                return [sock.getsockname()[1] for sock in sockets]
+        raise SystemExit(f"fewer than {count} free ports in {low}-{high}")
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
+    """SIGTERM, then SIGKILL after ``timeout_s`` (a Faust worker takes a few seconds to stop)."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit so that the cleanup below runs for it too, as for Ctrl-C."""
+
+    def handler(signum: int, frame: object) -> NoReturn:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+@contextlib.contextmanager
+def kafka_broker(bootstrap: str | None, state_dir: Path, ports: list[int]) -> Iterator[str]:
+    """Yield bootstrap servers: the given ones, or those of a local broker started for this run."""
+    if bootstrap:
+        yield bootstrap
+        return
+    config = LocalKafkaConfig.model_validate(
+        {"state_dir": state_dir, "port": ports[0], "controller_port": ports[1]}
+    )
+    broker = LocalKafka(config)
+    console.print(f"starting a local Kafka on port {ports[0]} in {state_dir} …")
+    try:
+        status = broker.start()
+        yield status.bootstrap_servers
+    finally:
+        console.print("stopping the local Kafka …")
+        broker.stop()
+
+
+def write_json(path: Path, figures: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    console.print(f"wrote {path}")
+
+
+def port_range(text: str) -> tuple[int, int]:
+    low, _, high = text.partition("-")
+    return int(low), int(high or low)
