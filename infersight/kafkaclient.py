@@ -24,21 +24,6 @@ def _security_options(config: KafkaConfig) -> dict[str, Any]:
     return options
 
 
-def aiokafka_options(config: KafkaConfig) -> dict[str, Any]:
-    """Keyword arguments for aiokafka producers and consumers."""
-    options = {"bootstrap_servers": config.bootstrap_servers, "client_id": config.client_id}
-    options.update(_security_options(config))
-    if config.security_protocol in ("SSL", "SASL_SSL"):
-        from aiokafka.helpers import create_ssl_context
-
-        options["ssl_context"] = create_ssl_context(
-            cafile=str(config.ssl_cafile) if config.ssl_cafile else None,
-            certfile=str(config.ssl_certfile) if config.ssl_certfile else None,
-            keyfile=str(config.ssl_keyfile) if config.ssl_keyfile else None,
-        )
-    return options
-
-
 def librdkafka_config(config: KafkaConfig) -> dict[str, Any]:
     """Configuration for confluent-kafka (librdkafka) clients."""
     options: dict[str, Any] = {
