@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
+import os
 import random
 import signal
 import socket
@@ -90,3 +92,21 @@ def write_json(path: Path, figures: dict[str, Any]) -> None:
 def port_range(text: str) -> tuple[int, int]:
     low, _, high = text.partition("-")
     return int(low), int(high or low)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, default_json: Path, ports_for: str) -> None:
+    """``--bootstrap``, ``--json`` and ``--ports``, the same in every benchmark."""
+    parser.add_argument(
+        "--bootstrap",
+        default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"),
+        help="Kafka to use (default $KAFKA_BOOTSTRAP_SERVERS; without it a local broker is started)",
+    )
+    parser.add_argument(
+        "--json", type=Path, default=default_json, help=f"where to write the figures (default {default_json})"
+    )
+    parser.add_argument(
+        "--ports",
+        default="0-0",
+        metavar="LOW-HIGH",
+        help=f"pick the {ports_for} and local broker's ports from this range (default: any free port)",
+    )

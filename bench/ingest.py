@@ -36,7 +36,15 @@ from multiprocessing.queues import Queue
 from pathlib import Path
 from typing import Any
 
-from common import exit_on_sigterm, free_ports, kafka_broker, port_range, stop_process, write_json
+from common import (
+    add_common_arguments,
+    exit_on_sigterm,
+    free_ports,
+    kafka_broker,
+    port_range,
+    stop_process,
+    write_json,
+)
 from rich.console import Console
 from rich.table import Table
 
@@ -371,20 +379,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--connections", type=int, default=64, help="HTTP connections and baseline senders (default 64)"
     )
-    parser.add_argument(
-        "--bootstrap",
-        default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"),
-        help="Kafka to use (default $KAFKA_BOOTSTRAP_SERVERS; without it a local broker is started)",
-    )
-    parser.add_argument(
-        "--json", type=Path, default=DEFAULT_JSON, help=f"where to write the figures (default {DEFAULT_JSON})"
-    )
-    parser.add_argument(
-        "--ports",
-        default="0-0",
-        metavar="LOW-HIGH",
-        help="pick the ingest's and local broker's ports from this range (default: any free port)",
-    )
+    add_common_arguments(parser, DEFAULT_JSON, "ingest's")
     return parser.parse_args(argv)
 
 

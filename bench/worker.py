@@ -40,7 +40,15 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from common import exit_on_sigterm, free_ports, kafka_broker, port_range, stop_process, write_json
+from common import (
+    add_common_arguments,
+    exit_on_sigterm,
+    free_ports,
+    kafka_broker,
+    port_range,
+    stop_process,
+    write_json,
+)
 from rich.console import Console
 from rich.table import Table
 
@@ -576,20 +584,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=DEFAULT_PAIRS,
         help=f"request/response pairs per case (default {DEFAULT_PAIRS:,})",
     )
-    parser.add_argument(
-        "--bootstrap",
-        default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"),
-        help="Kafka to use (default $KAFKA_BOOTSTRAP_SERVERS; without it a local broker is started)",
-    )
-    parser.add_argument(
-        "--json", type=Path, default=DEFAULT_JSON, help=f"where to write the figures (default {DEFAULT_JSON})"
-    )
-    parser.add_argument(
-        "--ports",
-        default="0-0",
-        metavar="LOW-HIGH",
-        help="pick the workers' metrics and local broker's ports from this range (default: any free port)",
-    )
+    add_common_arguments(parser, DEFAULT_JSON, "workers' metrics")
     args = parser.parse_args(argv)
     if args.pairs < 1:
         parser.error("--pairs must be at least 1")
