@@ -21,6 +21,11 @@ KNOWN_EVENT_TYPES: Final = frozenset(
 )
 
 
+def event_type_label(event_type: str) -> str:
+    """The event type as a metric label: itself when known, else ``other``, so labels stay bounded."""
+    return event_type if event_type in KNOWN_EVENT_TYPES else "other"
+
+
 @dataclass(frozen=True, slots=True)
 class ModelRef:
     """Which deployed model an event belongs to."""

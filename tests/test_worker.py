@@ -232,3 +232,34 @@ def test_worker_metrics(pipeline: Pipeline) -> None:
         in text
     )
     assert "infersight_pending_halves " in text
+
+
+def test_other_event_types_are_counted_with_bounded_labels(pipeline: Pipeline) -> None:
+    for event_type in ("io.infersight.feedback", f"com.example.{uuid.uuid4().hex}"):
+        envelope = {
+            "specversion": "1.0",
+            "id": str(uuid.uuid4()),
+            "source": "urn:test",
+            "type": event_type,
+            "namespace": "models",
+            "inferenceservicename": "iris",
+            "data": {"request_id": "abc", "truth": [1]},
+        }
+        answer = httpx.post(
+            pipeline.ingest.url,
+            headers={"Content-Type": "application/cloudevents+json"},
+            content=json.dumps(envelope).encode(),
+            timeout=30,
+        )
+        assert answer.status_code == 202
+    wanted = (
+        'infersight_stream_events_total{type="io.infersight.feedback"} 1.0',
+        'infersight_stream_events_total{type="other"} 1.0',
+    )
+    deadline = time.monotonic() + 60
+    while not all(
+        line in (text := httpx.get(pipeline.worker.metrics_url, timeout=10).text) for line in wanted
+    ):
+        assert time.monotonic() < deadline, text
+        time.sleep(0.5)
+    assert "com.example." not in text

@@ -7,7 +7,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 
 from infersight.ingest.errors import RejectReason
-from infersight.records import KNOWN_EVENT_TYPES, ModelRef
+from infersight.records import ModelRef, event_type_label
 
 OVERFLOW = "_other"
 
@@ -59,8 +59,7 @@ class IngestMetrics:
     def accepted(self, event_type: str, model: ModelRef) -> None:
         counter = self._event_counters.get((event_type, model))
         if counter is None:
-            label = event_type if event_type in KNOWN_EVENT_TYPES else "other"
-            counter = self.events.labels(label, *self._model_labels(model))
+            counter = self.events.labels(event_type_label(event_type), *self._model_labels(model))
             if len(self._event_counters) < 4 * self._max_models:
                 self._event_counters[(event_type, model)] = counter
         counter.inc()

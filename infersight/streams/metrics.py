@@ -35,7 +35,7 @@ class StreamMetrics:
         )
         self.other_events = Counter(
             "infersight_stream_events_total",
-            "Events that are not an inference request or response (feedback and others), by type.",
+            "Events that are not an inference request or response, by type (unknown types as other).",
             ["type"],
             registry=registry,
         )

@@ -27,7 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from infersight.binding import from_kafka_record
 from infersight.config import Settings
 from infersight.eventformat import InvalidEvent
-from infersight.records import Half, InferenceRecord, Payload, RawEvent, half_of
+from infersight.records import Half, InferenceRecord, Payload, RawEvent, event_type_label, half_of
 from infersight.streams.decode import DecodeError, decode_body
 from infersight.streams.metrics import StreamMetrics
 from infersight.streams.pairing import Pairer, partition_of
@@ -152,7 +152,7 @@ class StreamWorker:
                     self.metrics.observe_lag(raw)
                     if half_of(raw) is None:
                         others.append(raw)
-                        self.metrics.other_events.labels(raw.type or "none").inc()
+                        self.metrics.other_events.labels(event_type_label(raw.type)).inc()
                         continue
                     halves.append(
                         (message.partition, Half(event=raw, payload=decode_event(raw), received_at=now))
