@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 CONFIG_ENV = "INFERSIGHT_CONFIG"
@@ -116,6 +124,101 @@ class StoreConfig(Section):
     url: str = "sqlite:///infersight.db"
 
 
+DetectorKind = Literal["drift", "outlier", "adversarial"]
+PayloadSide = Literal["request", "response"]
+
+
+class WindowConfig(Section):
+    """When a drift window closes: after ``size`` instances or ``seconds`` after its first, whichever first."""
+
+    size: int | None = Field(None, ge=2)
+    seconds: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> WindowConfig:
+        if self.size is None and self.seconds is None:
+            raise ValueError("set size, seconds or both")
+        return self
+
+
+class DetectorConfig(Section):
+    """One detector on one model: a saved alibi-detect detector, or an algorithm fitted on reference data."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    kind: DetectorKind
+    #: A folder written by ``alibi_detect.saving.save_detector``: ``file://``, ``s3://``, ``gs://`` or a path.
+    uri: str | None = None
+    #: An alibi-detect class name (``KSDrift``, ``IForest``, ...), fitted on ``reference`` at start.
+    algorithm: str | None = None
+    #: Reference data for ``algorithm``: ``.npy``, ``.parquet`` or ``.csv``, any fsspec URI.
+    reference: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    #: Which payloads feed the detector; both sides are joined feature-wise per instance.
+    on: list[PayloadSide] = Field(default_factory=lambda: ["request"], min_length=1)
+    #: The tensor to read from each side (by v2 name); the first tensor when unset.
+    tensor: str | None = None
+    #: Reshape each instance before scoring (``[8, 8, 1]`` for an image model); flat by default.
+    instance_shape: list[int] | None = None
+    window: WindowConfig | None = None
+    #: Canary and default endpoints get their own drift windows and online state.
+    split_endpoints: bool = True
+    #: Saved detectors in alibi-detect's legacy format (``meta.dill``) or holding ``.dill`` files run
+    #: code when loaded: refused unless this is set for a source you trust.
+    allow_unsafe_loading: bool = False
+    #: Options for the storage behind ``uri`` and ``reference`` (fsspec ``storage_options``).
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DetectorConfig:
+        if (self.uri is None) == (self.algorithm is None):
+            raise ValueError("set either uri (a saved detector) or algorithm (with reference)")
+        if self.algorithm is not None and self.reference is None:
+            raise ValueError("algorithm needs reference (the data to fit on)")
+        if self.kind == "drift" and self.window is None:
+            self.window = WindowConfig(size=1000)
+        if self.kind != "drift" and self.window is not None:
+            raise ValueError("window applies to drift detectors only")
+        if len(set(self.on)) != len(self.on):
+            raise ValueError("on lists a side twice")
+        return self
+
+
+class ModelConfig(Section):
+    """The detectors of one deployed model; ``endpoint`` unset matches every endpoint."""
+
+    namespace: str
+    inferenceservice: str = Field(min_length=1)
+    endpoint: str | None = None
+    detectors: list[DetectorConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ModelConfig:
+        names = [detector.name for detector in self.detectors]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"detector names repeat: {', '.join(repeated)}")
+        return self
+
+
+class DetectionsConfig(Section):
+    """Where detection results go besides the detections topic, and how detector state is kept."""
+
+    #: Every detection is also POSTed here as a CloudEvent (binary mode), retried with backoff.
+    reply_url: str | None = None
+    reply_timeout_seconds: float = Field(5.0, gt=0)
+    reply_retries: int = Field(5, ge=0)
+    #: Detections waiting for the reply URL; the oldest are dropped (and counted) beyond this.
+    reply_queue_size: int = Field(10_000, ge=1)
+    #: Saved detectors fetched from ``s3://`` or ``gs://`` are kept here.
+    cache_dir: Path = Field(default_factory=lambda: default_cache_dir() / "detectors")
+    #: Online drift detectors save their state here (any fsspec URI; shared storage lets another
+    #: worker take over a model after a rebalance).
+    state_uri: str = Field(default_factory=lambda: str(default_state_dir() / "detector-state"))
+    state_save_seconds: float = Field(30.0, gt=0)
+    #: At most this many per-feature series per drift detector in the metrics.
+    max_features_in_metrics: int = Field(100, ge=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="INFERSIGHT_",
@@ -128,6 +231,8 @@ class Settings(BaseSettings):
     local_kafka: LocalKafkaConfig = LocalKafkaConfig()
     worker: WorkerConfig = WorkerConfig()
     store: StoreConfig = StoreConfig()
+    detections: DetectionsConfig = DetectionsConfig()
+    models: list[ModelConfig] = Field(default_factory=list)
 
     @classmethod
     def settings_customise_sources(

@@ -128,14 +128,51 @@ class Half:
     received_at: float
 
 
+DRIFT: Final = "drift"
+OUTLIER: Final = "outlier"
+ADVERSARIAL: Final = "adversarial"
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    """What one outlier or adversarial detector said about one record.
+
+    ``scores`` has one value per instance in the record (a batch request holds several);
+    the record is ``flagged`` when any instance is.
+    """
+
+    detector: str
+    kind: str
+    scores: tuple[float, ...]
+    flags: tuple[bool, ...]
+    threshold: float | None
+
+    @property
+    def flagged(self) -> bool:
+        return any(self.flags)
+
+    @property
+    def score(self) -> float:
+        """The highest instance score: the record is as suspicious as its worst instance."""
+        return max(self.scores) if self.scores else float("nan")
+
+
 @dataclass(frozen=True, slots=True)
 class InferenceRecord:
-    """A request and its response, or one of them alone when the other never came."""
+    """A request and its response, or one of them alone when the other never came.
+
+    ``scores`` holds what the outlier and adversarial detectors said about it, so that the
+    sinks store the flags with the inference.
+    """
 
     request_id: str
     model: ModelRef
     request: Half | None
     response: Half | None
+    scores: tuple[Score, ...] = ()
+
+    def flagged(self, kind: str) -> bool:
+        return any(score.flagged for score in self.scores if score.kind == kind)
 
     @property
     def mode(self) -> str:
@@ -143,3 +180,32 @@ class InferenceRecord:
         if self.request is not None and self.response is not None:
             return "paired"
         return REQUEST if self.request is not None else RESPONSE
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """The result of one drift test over a window, or one outlier or adversarial flag on a record.
+
+    ``statistic`` is the detector's distance or score, ``p_value`` is set for tests that give
+    one, and ``threshold`` is what ``statistic`` (or ``p_value`` for p-value tests) is compared
+    against. Per-feature values keep the feature names in ``features``. ``window_start`` and
+    ``window_end`` are Unix times of the first and last instance covered.
+    """
+
+    id: str
+    detector: str
+    kind: str
+    model: ModelRef
+    detected: bool
+    statistic: float | None
+    p_value: float | None
+    threshold: float | None
+    window_start: float
+    window_end: float
+    request_ids: tuple[str, ...]
+    instances: int
+    features: tuple[str, ...] = ()
+    feature_statistics: tuple[float, ...] = ()
+    feature_p_values: tuple[float, ...] = ()
+    time: float = 0.0
+    algorithm: str = ""
