@@ -121,7 +121,24 @@ class WorkerConfig(Section):
 
 
 class StoreConfig(Section):
+    """The SQL store: ``sqlite:///path`` (the default) or ``postgresql://user:password@host/db``."""
+
     url: str = "sqlite:///infersight.db"
+    #: Apply the store's migrations when a process opens it; off, it must be at the current revision.
+    migrate_on_start: bool = True
+
+
+class ApiConfig(Section):
+    """The query API: served by ``infersight api``, and by the ingest when ``enabled``."""
+
+    host: str = "0.0.0.0"
+    port: int = Field(8082, ge=0, le=65535)
+    #: Mount ``/v1/...`` in the ingest process too (it then needs the store).
+    enabled: bool = False
+    #: Bearer tokens for ``/v1/...``; none means open.
+    auth_tokens: list[SecretStr] = Field(default_factory=list)
+    max_page_size: int = Field(1000, ge=1)
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 
 
 DetectorKind = Literal["drift", "outlier", "adversarial"]
@@ -129,7 +146,7 @@ PayloadSide = Literal["request", "response"]
 
 
 class WindowConfig(Section):
-    """When a drift window closes: after ``size`` instances or ``seconds`` after its first, whichever first."""
+    """When a drift window closes: at ``size`` instances or ``seconds`` after its first, whichever first."""
 
     size: int | None = Field(None, ge=2)
     seconds: float | None = Field(None, gt=0)
@@ -154,7 +171,7 @@ class DetectorConfig(Section):
     reference: str | None = None
     parameters: dict[str, Any] = Field(default_factory=dict)
     #: Which payloads feed the detector; both sides are joined feature-wise per instance.
-    on: list[PayloadSide] = Field(default_factory=lambda: ["request"], min_length=1)
+    on: list[PayloadSide] = Field(default_factory=lambda: list[PayloadSide](["request"]), min_length=1)
     #: The tensor to read from each side (by v2 name); the first tensor when unset.
     tensor: str | None = None
     #: Reshape each instance before scoring (``[8, 8, 1]`` for an image model); flat by default.
@@ -214,6 +231,7 @@ class DetectionsConfig(Section):
     #: Online drift detectors save their state here (any fsspec URI; shared storage lets another
     #: worker take over a model after a rebalance).
     state_uri: str = Field(default_factory=lambda: str(default_state_dir() / "detector-state"))
+    state_storage_options: dict[str, Any] = Field(default_factory=dict)
     state_save_seconds: float = Field(30.0, gt=0)
     #: At most this many per-feature series per drift detector in the metrics.
     max_features_in_metrics: int = Field(100, ge=0)
@@ -231,6 +249,7 @@ class Settings(BaseSettings):
     local_kafka: LocalKafkaConfig = LocalKafkaConfig()
     worker: WorkerConfig = WorkerConfig()
     store: StoreConfig = StoreConfig()
+    api: ApiConfig = ApiConfig()
     detections: DetectionsConfig = DetectionsConfig()
     models: list[ModelConfig] = Field(default_factory=list)
 

@@ -58,3 +58,26 @@ def ingest(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> It
         kafka_bootstrap, topic, tmp_path_factory.mktemp("ingest"), INFERSIGHT_INGEST__MAX_BODY_BYTES="65536"
     ) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A real PostgreSQL: ``$INFERSIGHT_TEST_POSTGRES_URL``, else a throwaway server from the apt binaries."""
+    if url := os.environ.get("INFERSIGHT_TEST_POSTGRES_URL"):
+        yield url
+        return
+    from tests.postgres import local_postgres
+
+    with local_postgres() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database for one test, on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    from tests.postgres import create_database
+
+    server = request.getfixturevalue("postgres_server")
+    return create_database(server, f"test_{uuid.uuid4().hex[:12]}")

@@ -21,8 +21,13 @@ def worker(
 ) -> None:
     """Decode and pair the events on Kafka and hand the records to detectors and sinks."""
     import faust
+    from prometheus_client import CollectorRegistry
 
     from infersight import logs
+    from infersight.detectors.loading import DetectorLoadError, load_all
+    from infersight.detectors.metrics import DetectorMetrics
+    from infersight.detectors.runner import DetectorRunner
+    from infersight.detectors.state import StateStore
     from infersight.streams.worker import StreamWorker
 
     settings = settings_of(ctx)
@@ -47,5 +52,21 @@ def worker(
     if len(set(counts.values())) > 1:
         described = ", ".join(f"{topic} has {count}" for topic, count in counts.items())
         raise CliError(f"source topics must have the same number of partitions ({described})")
-    stream_worker = StreamWorker(settings, partitions=counts[settings.kafka.topics.payloads])
+    detections = settings.detections
+    try:
+        with console.status(
+            f"loading {sum(len(model.detectors) for model in settings.models)} detectors ..."
+        ):
+            loaded = load_all(settings.models, detections.cache_dir)
+    except DetectorLoadError as exc:
+        raise CliError(str(exc)) from exc
+    registry = CollectorRegistry()
+    runner = DetectorRunner(
+        loaded,
+        DetectorMetrics(registry, detections.max_features_in_metrics),
+        StateStore(detections.state_uri, detections.state_storage_options),
+    )
+    stream_worker = StreamWorker(
+        settings, partitions=counts[settings.kafka.topics.payloads], runner=runner, registry=registry
+    )
     faust.Worker(stream_worker.app, loglevel=config.log_level, quiet=True).execute_from_commandline()

@@ -4,9 +4,11 @@ One consumer group reads ``infersight.payloads`` and any extra topics that alrea
 CloudEvents. Events arrive in batches (``worker.batch_size`` events or ``worker.batch_seconds``,
 whichever comes first); each inference request or response is decoded and offered to the pending
 table, which gives back the complete records; a timer hands on halves whose partner never came.
-Records go to the next stages through one hook, ``BatchHandler``. Offsets are committed only
-after the handler returned and the producer (dead letters, table changelog) has flushed, so a
-worker killed at any point loses nothing: the batch is read again.
+Records go to the detectors, which score whole batches in a thread beside the event loop;
+their detections go to the detections topic and the reply URL, and the scored records to the
+sinks. Offsets are committed only after all of that returned and the producer (detections, dead
+letters, table changelog) has flushed, so a worker killed at any point loses nothing: the batch
+is read again.
 
 Everything about one model shares a key and so a partition, and the pending table's changelog is
 partitioned the same way; when a rebalance moves a partition, its pending halves move with it.
@@ -14,20 +16,25 @@ partitioned the same way; when a rebalance moves a partition, its pending halves
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
-from typing import Any, cast
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar, cast
 
 import faust
-from faust.types import EventT
+from faust.types import TP, EventT
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from infersight.binding import from_kafka_record
 from infersight.config import Settings
+from infersight.detectors.runner import DetectorRunner
 from infersight.eventformat import InvalidEvent
-from infersight.records import Half, InferenceRecord, Payload, RawEvent, event_type_label, half_of
+from infersight.records import Detection, Half, InferenceRecord, Payload, RawEvent, event_type_label, half_of
+from infersight.sinks.detections import to_kafka
+from infersight.sinks.reply import ReplyPoster
 from infersight.streams.decode import DecodeError, decode_body
 from infersight.streams.metrics import StreamMetrics
 from infersight.streams.pairing import Pairer, partition_of
@@ -35,7 +42,7 @@ from infersight.streams.serialize import record_to_json
 
 log = logging.getLogger("infersight.worker")
 
-BatchHandler = Callable[[Sequence[InferenceRecord], Sequence[RawEvent]], Awaitable[None]]
+T = TypeVar("T")
 REASON_HEADER = "infersight-deadletter-reason"
 ORIGIN_HEADER = "infersight-deadletter-origin"
 
@@ -83,12 +90,27 @@ class StreamWorker:
         self,
         settings: Settings,
         partitions: int,
-        handler: BatchHandler | None = None,
+        runner: DetectorRunner | None = None,
         registry: CollectorRegistry | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry or CollectorRegistry()
         self.metrics = StreamMetrics(self.registry)
+        self.runner = runner
+        # One thread: detectors are not thread-safe, and their order of calls is their state.
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detectors")
+        detections = settings.detections
+        self.reply = (
+            ReplyPoster(
+                detections.reply_url,
+                self.registry,
+                timeout_seconds=detections.reply_timeout_seconds,
+                retries=detections.reply_retries,
+                queue_size=detections.reply_queue_size,
+            )
+            if detections.reply_url
+            else None
+        )
         config = settings.worker
         kafka = settings.kafka
         self.app = faust.App(
@@ -115,6 +137,7 @@ class StreamWorker:
         self.source = self.app.topic(kafka.topics.payloads, *config.extra_topics, value_serializer="raw")
         self.source_topics = {kafka.topics.payloads, *config.extra_topics}
         self.deadletter = self.app.topic(kafka.topics.deadletter, value_serializer="raw")
+        self.detections = self.app.topic(kafka.topics.detections, value_serializer="raw")
         self.records_topic = (
             self.app.topic(config.records_topic, value_serializer="raw") if config.records_topic else None
         )
@@ -132,10 +155,19 @@ class StreamWorker:
         self.pairer = Pairer(
             cast("MutableMapping[bytes, bytes]", self.table), decode_event, config.pairing_timeout_seconds
         )
-        self.handler = handler or self.publish_records
         self.app.agent(self.source, name="pair")(self._pair_agent)
         tick = min(1.0, config.pairing_timeout_seconds / 4)
         self.app.timer(interval=tick, name="expire-pending")(self._expire)
+        if runner is not None and not runner.empty:
+            self.app.timer(interval=1.0, name="close-windows")(self._close_windows)
+            self.app.timer(interval=detections.state_save_seconds, name="save-detector-state")(
+                self._save_states
+            )
+            self.app.on_partitions_assigned.connect(self._on_assigned)
+            self.app.on_before_shutdown.connect(self._on_shutdown)
+        self._assigned: set[TP] = set()
+        if self.reply is not None:
+            self.app.task(self._start_reply)
         if config.metrics_port > 0:
             self.app.page("/metrics")(_metrics_view(self.registry))
 
@@ -172,11 +204,59 @@ class StreamWorker:
         if records:
             await self._hand_on(records, [])
 
+    async def _in_thread(self, call: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, call, *args)
+
     async def _hand_on(self, records: Sequence[InferenceRecord], others: Sequence[RawEvent]) -> None:
         for record in records:
             self.metrics.record(record)
-        if records or others:
-            await self.handler(records, others)
+        if not records and not others:
+            return
+        detections: list[Detection] = []
+        if self.runner is not None and records:
+            records, detections = await self._in_thread(self.runner.process, records)
+        await self.publish_detections(detections)
+        await self.publish_records(records, others)
+
+    async def publish_detections(self, detections: Sequence[Detection]) -> None:
+        """Each detection as a CloudEvent on the detections topic, and to the reply URL when set."""
+        for detection in detections:
+            message = to_kafka(detection)
+            key = message.key.encode() if isinstance(message.key, str) else message.key
+            await self.detections.send(key=key, value=message.value, headers=list(message.headers.items()))
+        if self.reply is not None:
+            self.reply.submit(list(detections))
+
+    async def _close_windows(self) -> None:
+        assert self.runner is not None
+        await self.publish_detections(await self._in_thread(self.runner.tick))
+
+    async def _save_states(self) -> None:
+        assert self.runner is not None
+        await self._in_thread(self.runner.save_states)
+
+    async def _on_assigned(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        """Drop detector windows and state when partitions went elsewhere: their models may have too.
+
+        Faust revokes everything on each rebalance and assigns anew; only a worker that lost
+        partitions lets go, saving online state first for whoever takes the models on.
+        """
+        assert self.runner is not None
+        assigned: set[TP] = args[0]
+        sources = {tp for tp in assigned if tp.topic in self.source_topics}
+        if self._assigned - sources:
+            await self._in_thread(self.runner.forget)
+        self._assigned = sources
+
+    async def _on_shutdown(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        if self.runner is not None:
+            await self._in_thread(self.runner.save_states)
+        if self.reply is not None:
+            await self.reply.stop()
+
+    async def _start_reply(self) -> None:
+        assert self.reply is not None
+        self.reply.start()
 
     async def _dead_letter(self, event: EventT[Any], reason: str, detail: str) -> None:
         message = event.message
@@ -198,7 +278,7 @@ class StreamWorker:
         )
 
     async def publish_records(self, records: Sequence[InferenceRecord], others: Sequence[RawEvent]) -> None:
-        """The hook until detectors and sinks take the batches: records as JSON on the records topic."""
+        """Records as JSON on the records topic, when one is configured, to watch what the workers make."""
         if self.records_topic is None:
             return
         for record in records:

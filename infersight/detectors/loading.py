@@ -1,0 +1,102 @@
+"""Turn a detector's configuration into a running alibi-detect detector, or fail with the reason.
+
+Every configured detector is loaded when the worker starts, so that a wrong URI, a refused
+format or a bad parameter stops it at once with the model, the source and why, instead of
+surfacing at the first event.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from infersight.config import DetectorConfig, ModelConfig
+from infersight.detectors.catalog import CatalogError, Family, build, family_of, is_stateful
+from infersight.detectors.sources import SourceError, fetch_folder, read_reference
+
+#: Files that alibi-detect reads with dill or pickle, which can run arbitrary code.
+UNSAFE_SUFFIXES = (".dill", ".pickle", ".pkl")
+
+
+class DetectorLoadError(Exception):
+    """A configured detector that cannot run; the message names the model, the source and the reason."""
+
+
+@dataclass(frozen=True)
+class LoadedDetector:
+    """A configured detector, ready to score.
+
+    ``make`` gives the instance for one model (and endpoint): the shared one for detectors that
+    do not change when they score, a fresh copy for those that do (online drift, Mahalanobis).
+    """
+
+    model: ModelConfig
+    config: DetectorConfig
+    family: Family
+    algorithm: str
+    make: Callable[[], Any]
+
+
+def use_legacy_keras() -> None:
+    """alibi-detect's TensorFlow detectors need Keras 2, which TensorFlow ≥ 2.16 gives only when asked."""
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+
+def unsafe_files(folder: Path) -> list[str]:
+    return sorted(
+        str(path.relative_to(folder)) for path in folder.rglob("*") if path.suffix in UNSAFE_SUFFIXES
+    )
+
+
+def _load_saved(config: DetectorConfig, cache_dir: Path) -> Any:
+    assert config.uri is not None
+    folder = fetch_folder(config.uri, cache_dir, config.storage_options)
+    risky = unsafe_files(folder)
+    if risky and not config.allow_unsafe_loading:
+        raise CatalogError(
+            f"it holds {', '.join(risky[:3])}, read with dill/pickle, which runs code when loaded "
+            "(alibi-detect saves outlier and adversarial detectors this way); set "
+            "allow_unsafe_loading: true on this detector if you trust where it comes from"
+        )
+    use_legacy_keras()
+    from alibi_detect.saving import load_detector
+
+    return load_detector(str(folder), enable_unsafe_loading=config.allow_unsafe_loading)
+
+
+def _describe(model: ModelConfig, config: DetectorConfig) -> str:
+    endpoint = f" endpoint {model.endpoint}" if model.endpoint else ""
+    source = f"uri {config.uri}" if config.uri else f"algorithm {config.algorithm} on {config.reference}"
+    return f"model {model.namespace}/{model.inferenceservice}{endpoint}, detector {config.name!r} ({source})"
+
+
+def load(model: ModelConfig, config: DetectorConfig, cache_dir: Path) -> LoadedDetector:
+    """Load or fit one configured detector."""
+    try:
+        if config.uri is not None:
+            detector = _load_saved(config, cache_dir)
+        else:
+            assert config.algorithm is not None and config.reference is not None
+            if config.algorithm in ("MMDDrift", "LSDDDrift", "MMDDriftOnline", "LSDDDriftOnline"):
+                use_legacy_keras()
+            reference = read_reference(config.reference, config.storage_options)
+            detector = build(config.algorithm, config.kind, reference, config.parameters)
+        family = family_of(detector, config.kind)
+    except (SourceError, CatalogError) as exc:
+        raise DetectorLoadError(f"{_describe(model, config)}: {exc}") from exc
+    except Exception as exc:  # alibi-detect and its backends raise anything (TypeError, ValueError, ...)
+        raise DetectorLoadError(f"{_describe(model, config)}: {type(exc).__name__}: {exc}") from exc
+    algorithm = type(detector).__name__
+    if not is_stateful(detector):
+        return LoadedDetector(model, config, family, algorithm, make=lambda: detector)
+    pristine = detector
+    return LoadedDetector(model, config, family, algorithm, make=lambda: copy.deepcopy(pristine))
+
+
+def load_all(models: Sequence[ModelConfig], cache_dir: Path) -> list[LoadedDetector]:
+    """Every configured detector, in configuration order; the first failure stops the lot."""
+    return [load(model, config, cache_dir) for model in models for config in model.detectors]

@@ -1,0 +1,113 @@
+"""Detector metrics as the contract names them; model labels plus ``detector``, ``feature`` capped."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from infersight.records import OUTLIER, Detection, ModelRef, Score
+
+MODEL_LABELS = ("namespace", "inferenceservice", "endpoint")
+DETECTOR_LABELS = (*MODEL_LABELS, "detector")
+DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+SCORE_BUCKETS = (-1, -0.5, -0.25, -0.1, 0, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 1000, 10000)
+
+
+class DetectorMetrics:
+    def __init__(self, registry: CollectorRegistry, max_features: int) -> None:
+        self.max_features = max_features
+        self.outliers = Counter(
+            "infersight_outliers_total", "Records flagged as outliers.", DETECTOR_LABELS, registry=registry
+        )
+        self.outlier_score = Histogram(
+            "infersight_outlier_score",
+            "Outlier scores of scored instances (higher is more unusual).",
+            DETECTOR_LABELS,
+            buckets=SCORE_BUCKETS,
+            registry=registry,
+        )
+        self.adversarial = Counter(
+            "infersight_adversarial_total",
+            "Records flagged as adversarial.",
+            DETECTOR_LABELS,
+            registry=registry,
+        )
+        self.adversarial_score = Histogram(
+            "infersight_adversarial_score",
+            "Adversarial scores of scored instances.",
+            DETECTOR_LABELS,
+            buckets=SCORE_BUCKETS,
+            registry=registry,
+        )
+        self.drift_detected = Gauge(
+            "infersight_drift_detected",
+            "1 when the latest drift test found drift, else 0.",
+            DETECTOR_LABELS,
+            registry=registry,
+        )
+        self.drift_p_value = Gauge(
+            "infersight_drift_p_value",
+            "p-value of the latest drift test (the smallest feature's for feature-wise tests).",
+            DETECTOR_LABELS,
+            registry=registry,
+        )
+        self.drift_distance = Gauge(
+            "infersight_drift_distance",
+            "Distance or test statistic of the latest drift test.",
+            DETECTOR_LABELS,
+            registry=registry,
+        )
+        self.feature_p_value = Gauge(
+            "infersight_drift_feature_p_value",
+            "p-value per feature of the latest feature-wise drift test.",
+            (*DETECTOR_LABELS, "feature"),
+            registry=registry,
+        )
+        self.feature_distance = Gauge(
+            "infersight_drift_feature_distance",
+            "Distance per feature of the latest feature-wise drift test.",
+            (*DETECTOR_LABELS, "feature"),
+            registry=registry,
+        )
+        self.drift_tests = Counter(
+            "infersight_drift_tests_total",
+            "Drift tests run; drift is true or false.",
+            (*DETECTOR_LABELS, "drift"),
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "infersight_detector_duration_seconds",
+            "Time spent in one detector call (a batch of instances or a window).",
+            DETECTOR_LABELS,
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.errors = Counter(
+            "infersight_detector_errors_total",
+            "Records or windows a detector could not score, by reason.",
+            (*DETECTOR_LABELS, "reason"),
+            registry=registry,
+        )
+
+    def scored(self, model: ModelRef, score: Score) -> None:
+        labels = (model.namespace, model.inferenceservice, model.endpoint, score.detector)
+        histogram = self.outlier_score if score.kind == OUTLIER else self.adversarial_score
+        child = histogram.labels(*labels)
+        for value in score.scores:
+            child.observe(value)
+        if score.flagged:
+            (self.outliers if score.kind == OUTLIER else self.adversarial).labels(*labels).inc()
+
+    def drift(self, detection: Detection) -> None:
+        model = detection.model
+        labels = (model.namespace, model.inferenceservice, model.endpoint, detection.detector)
+        self.drift_tests.labels(*labels, str(detection.detected).lower()).inc()
+        self.drift_detected.labels(*labels).set(1 if detection.detected else 0)
+        if detection.p_value is not None:
+            self.drift_p_value.labels(*labels).set(detection.p_value)
+        if detection.statistic is not None:
+            self.drift_distance.labels(*labels).set(detection.statistic)
+        shown = detection.features[: self.max_features]
+        for feature, value in zip(shown, detection.feature_p_values, strict=False):
+            self.feature_p_value.labels(*labels, feature).set(value)
+        for feature, value in zip(shown, detection.feature_statistics, strict=False):
+            self.feature_distance.labels(*labels, feature).set(value)

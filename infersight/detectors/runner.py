@@ -1,0 +1,358 @@
+"""Run every configured detector over a batch of inference records.
+
+Records are grouped per detector and model (and endpoint, unless ``split_endpoints`` is off):
+each group of a scorer is scored in one ``predict`` call for the whole batch; drift tests run
+on windows that never mix two groups; online drift detectors are fed their group's instances
+one at a time, as they require, and report once per window. Everything here is synchronous
+and CPU-bound: the worker runs it in one thread beside its event loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from infersight.detectors import outcomes
+from infersight.detectors.catalog import FLAG_KEYS, Family
+from infersight.detectors.features import FeatureError, Instances, event_time, instances
+from infersight.detectors.loading import LoadedDetector
+from infersight.detectors.metrics import DetectorMetrics
+from infersight.detectors.outcomes import DriftOutcome
+from infersight.detectors.state import StateStore
+from infersight.detectors.windows import Window, WindowBuffer
+from infersight.records import DRIFT, Detection, InferenceRecord, ModelRef, Score
+
+log = logging.getLogger("infersight.detectors")
+
+#: Online detectors keep every test statistic they ever computed; this many are kept.
+ONLINE_HISTORY = 1000
+
+
+@dataclass(slots=True)
+class OnlineTally:
+    """What an online detector said over one reporting window."""
+
+    outcome: DriftOutcome | None = None
+    drift_seen: bool = False
+
+
+@dataclass(slots=True)
+class Slot:
+    """One detector on one model (and endpoint): its instance and its open window."""
+
+    loaded: LoadedDetector
+    model: ModelRef
+    detector: Any
+    buffer: WindowBuffer | None
+    tally: OnlineTally = field(default_factory=OnlineTally)
+    dirty: bool = False
+
+    @property
+    def state_parts(self) -> tuple[str, ...]:
+        model = self.model
+        return (model.namespace, model.inferenceservice, model.endpoint, self.loaded.config.name)
+
+
+@dataclass(slots=True)
+class Pending:
+    """A group's instances in this batch, and which record each row came from."""
+
+    records: list[int] = field(default_factory=list)
+    parts: list[Instances] = field(default_factory=list)
+
+
+class DetectorRunner:
+    def __init__(
+        self,
+        detectors: Sequence[LoadedDetector],
+        metrics: DetectorMetrics,
+        states: StateStore | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.metrics = metrics
+        self.states = states
+        self.clock = clock
+        self._by_model: dict[tuple[str, str], list[LoadedDetector]] = defaultdict(list)
+        for loaded in detectors:
+            self._by_model[(loaded.model.namespace, loaded.model.inferenceservice)].append(loaded)
+        self._slots: dict[tuple[str, ModelRef], Slot] = {}
+
+    @property
+    def empty(self) -> bool:
+        return not self._by_model
+
+    def detectors_for(self, model: ModelRef) -> list[LoadedDetector]:
+        """The detectors configured for ``model``: entries naming its endpoint, else those naming none."""
+        candidates = self._by_model.get((model.namespace, model.inferenceservice), [])
+        exact = [loaded for loaded in candidates if loaded.model.endpoint == model.endpoint]
+        return exact or [loaded for loaded in candidates if loaded.model.endpoint is None]
+
+    def _slot(self, loaded: LoadedDetector, model: ModelRef) -> Slot:
+        config = loaded.config
+        scope = model if config.split_endpoints else dataclasses.replace(model, endpoint="")
+        key = (config.name, scope)
+        slot = self._slots.get(key)
+        if slot is None:
+            detector = loaded.make()
+            buffer = WindowBuffer(config.window) if config.window is not None else None
+            slot = self._slots[key] = Slot(loaded, scope, detector, buffer)
+            online = loaded.family is Family.ONLINE_DRIFT
+            if online and self.states is not None and self.states.restore(detector, slot.state_parts):
+                log.info("restored the state of %s for %s", config.name, scope)
+        return slot
+
+    def process(self, records: Sequence[InferenceRecord]) -> tuple[list[InferenceRecord], list[Detection]]:
+        """Score ``records``: the records with their scores, and every detection they led to."""
+        groups: dict[tuple[str, ModelRef], Pending] = defaultdict(Pending)
+        slots: dict[tuple[str, ModelRef], Slot] = {}
+        for index, record in enumerate(records):
+            for loaded in self.detectors_for(record.model):
+                slot = self._slot(loaded, record.model)
+                key = (loaded.config.name, slot.model)
+                try:
+                    part = instances(record, loaded.config)
+                except FeatureError as exc:
+                    self._error(slot, "unusable_payload", f"record {record.request_id}: {exc}")
+                    continue
+                slots[key] = slot
+                groups[key].records.append(index)
+                groups[key].parts.append(part)
+        scores: dict[int, list[Score]] = defaultdict(list)
+        detections: list[Detection] = []
+        for key, pending in groups.items():
+            slot = slots[key]
+            family = slot.loaded.family
+            if family is Family.SCORER:
+                self._score(slot, records, pending, scores, detections)
+            elif family is Family.BATCH_DRIFT:
+                self._fill_windows(slot, records, pending, detections)
+            else:
+                self._feed_online(slot, records, pending, detections)
+        scored = [
+            dataclasses.replace(record, scores=(*record.scores, *scores[index]))
+            if index in scores
+            else record
+            for index, record in enumerate(records)
+        ]
+        return scored, detections
+
+    def tick(self) -> list[Detection]:
+        """Detections of the windows whose time is up."""
+        now = self.clock()
+        detections = []
+        for slot in self._slots.values():
+            if slot.buffer is None:
+                continue
+            window = slot.buffer.expire(now)
+            if window is None:
+                continue
+            detection = self._close(slot, window)
+            if detection is not None:
+                detections.append(detection)
+        return detections
+
+    def save_states(self) -> int:
+        """Save the state of every online detector that saw instances since the last save."""
+        saved = 0
+        if self.states is None:
+            return saved
+        for slot in self._slots.values():
+            if slot.dirty:
+                self.states.save(slot.detector, slot.state_parts)
+                slot.dirty = False
+                saved += 1
+        return saved
+
+    def forget(self) -> None:
+        """Save states and drop every slot: the models may now belong to another worker."""
+        self.save_states()
+        self._slots.clear()
+
+    def _error(self, slot: Slot, reason: str, detail: str) -> None:
+        model = slot.model
+        self.metrics.errors.labels(
+            model.namespace, model.inferenceservice, model.endpoint, slot.loaded.config.name, reason
+        ).inc()
+        log.warning("%s on %s: %s", slot.loaded.config.name, model.partition_key, detail)
+
+    def _predict(self, slot: Slot, x: np.ndarray[Any, Any]) -> Any:
+        """``predict(x)['data']``, timed into the duration histogram."""
+        started = time.perf_counter()
+        try:
+            return slot.detector.predict(x)["data"]
+        finally:
+            model = slot.model
+            self.metrics.duration.labels(
+                model.namespace, model.inferenceservice, model.endpoint, slot.loaded.config.name
+            ).observe(time.perf_counter() - started)
+
+    def _shaped(self, slot: Slot, rows: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        shape = slot.loaded.config.instance_shape
+        return rows if shape is None else rows.reshape(rows.shape[0], *shape)
+
+    def _score(
+        self,
+        slot: Slot,
+        records: Sequence[InferenceRecord],
+        pending: Pending,
+        scores: dict[int, list[Score]],
+        detections: list[Detection],
+    ) -> None:
+        config = slot.loaded.config
+        widths: dict[int, list[int]] = defaultdict(list)
+        for position, part in enumerate(pending.parts):
+            widths[part.rows.shape[1]].append(position)
+        for positions in widths.values():
+            rows = np.concatenate([pending.parts[position].rows for position in positions])
+            try:
+                data = self._predict(slot, self._shaped(slot, rows))
+                result = outcomes.instance_scores(
+                    data, FLAG_KEYS[config.kind], _threshold(getattr(slot.detector, "threshold", None))
+                )
+            except Exception as exc:  # a detector fed rows it cannot take; the records go on unscored
+                self._error(slot, "predict_failed", f"{type(exc).__name__}: {exc}")
+                continue
+            start = 0
+            for position in positions:
+                index = pending.records[position]
+                count = pending.parts[position].rows.shape[0]
+                score = Score(
+                    detector=config.name,
+                    kind=config.kind,
+                    scores=tuple(result.scores[start : start + count].tolist()),
+                    flags=tuple(result.flags[start : start + count].tolist()),
+                    threshold=result.threshold,
+                )
+                start += count
+                scores[index].append(score)
+                self.metrics.scored(slot.model, score)
+                if score.flagged:
+                    detections.append(self._flag_detection(slot, records[index], score))
+
+    def _flag_detection(self, slot: Slot, record: InferenceRecord, score: Score) -> Detection:
+        at = event_time(record)
+        return Detection(
+            id=str(uuid.uuid4()),
+            detector=score.detector,
+            kind=score.kind,
+            model=record.model,
+            detected=True,
+            statistic=score.score,
+            p_value=None,
+            threshold=score.threshold,
+            window_start=at,
+            window_end=at,
+            request_ids=(record.request_id,),
+            instances=len(score.scores),
+            time=self.clock(),
+            algorithm=slot.loaded.algorithm,
+        )
+
+    def _fill_windows(
+        self, slot: Slot, records: Sequence[InferenceRecord], pending: Pending, detections: list[Detection]
+    ) -> None:
+        assert slot.buffer is not None
+        now = self.clock()
+        for index, part in zip(pending.records, pending.parts, strict=True):
+            record = records[index]
+            for window in slot.buffer.add(part.rows, part.names, record.request_id, event_time(record), now):
+                detection = self._close(slot, window)
+                if detection is not None:
+                    detections.append(detection)
+
+    def _feed_online(
+        self, slot: Slot, records: Sequence[InferenceRecord], pending: Pending, detections: list[Detection]
+    ) -> None:
+        assert slot.buffer is not None
+        now = self.clock()
+        for index, part in zip(pending.records, pending.parts, strict=True):
+            record = records[index]
+            rows = self._shaped(slot, part.rows)
+            try:
+                for row in rows:
+                    data = self._predict(slot, row)
+                    outcome = outcomes.online_drift(data)
+                    slot.tally.drift_seen |= outcome.detected
+                    if slot.tally.outcome is None or _worse(outcome, slot.tally.outcome):
+                        slot.tally.outcome = outcome
+            except Exception as exc:  # as in _score: the instance is skipped, the stream goes on
+                self._error(slot, "predict_failed", f"{type(exc).__name__}: {exc}")
+                continue
+            slot.dirty = True
+            _trim_history(slot.detector)
+            # The buffer keeps request ids and times for the report; the rows were consumed above.
+            marker = np.empty((part.rows.shape[0], 0), dtype=np.float32)
+            for window in slot.buffer.add(marker, part.names, record.request_id, event_time(record), now):
+                detection = self._close(slot, window)
+                if detection is not None:
+                    detections.append(detection)
+
+    def _close(self, slot: Slot, window: Window) -> Detection | None:
+        if slot.loaded.family is Family.ONLINE_DRIFT:
+            outcome = slot.tally.outcome
+            drift_seen = slot.tally.drift_seen
+            slot.tally = OnlineTally()
+            if outcome is None:
+                return None
+            outcome = dataclasses.replace(outcome, detected=drift_seen)
+        elif window.count < 2:
+            return None  # no test says anything about one instance
+        else:
+            try:
+                data = self._predict(slot, self._shaped(slot, window.rows()))
+                outcome = outcomes.batch_drift(data)
+            except Exception as exc:  # a window the test cannot take; the next window starts afresh
+                self._error(slot, "predict_failed", f"{type(exc).__name__}: {exc}")
+                return None
+        detection = Detection(
+            id=str(uuid.uuid4()),
+            detector=slot.loaded.config.name,
+            kind=DRIFT,
+            model=slot.model,
+            detected=outcome.detected,
+            statistic=outcome.statistic,
+            p_value=outcome.p_value,
+            threshold=outcome.threshold,
+            window_start=window.first_time,
+            window_end=window.last_time,
+            request_ids=tuple(window.request_ids),
+            instances=window.count,
+            features=window.names if outcome.feature_statistics or outcome.feature_p_values else (),
+            feature_statistics=outcome.feature_statistics,
+            feature_p_values=outcome.feature_p_values,
+            time=self.clock(),
+            algorithm=slot.loaded.algorithm,
+        )
+        self.metrics.drift(detection)
+        return detection
+
+
+def _threshold(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _worse(new: DriftOutcome, old: DriftOutcome) -> bool:
+    """Whether ``new`` is further over (or less under) its threshold than ``old``."""
+    if new.statistic is None or old.statistic is None:
+        return new.detected and not old.detected
+    return new.statistic - (new.threshold or 0.0) > old.statistic - (old.threshold or 0.0)
+
+
+def _trim_history(detector: Any) -> None:
+    """Online detectors append every statistic to arrays that grow forever; keep the recent ones."""
+    inner = getattr(detector, "_detector", detector)
+    for name in ("test_stats", "drift_preds"):
+        history = getattr(inner, name, None)
+        if isinstance(history, np.ndarray) and history.shape[0] > 2 * ONLINE_HISTORY:
+            setattr(inner, name, history[-ONLINE_HISTORY:])

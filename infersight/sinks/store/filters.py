@@ -1,0 +1,148 @@
+"""What query, export and the API filter by, as SQL conditions with every value a bound parameter."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import ColumnElement, Connection, Table, and_, exists, false, or_, select
+
+from infersight.records import DRIFT
+from infersight.sinks.store.models import DetectionRow, Inference
+
+INFERENCES = cast(Table, Inference.__table__)
+DETECTIONS = cast(Table, DetectionRow.__table__)
+
+
+class QueryError(ValueError):
+    """A filter that cannot be applied (an unknown detection, a bad cursor); the message says which."""
+
+
+@dataclass(frozen=True)
+class PayloadFilter:
+    """Stored inferences to select; None leaves a criterion out.
+
+    ``outlier=False`` means not flagged, which includes inferences no outlier detector looked at.
+    ``in_drift`` keeps inferences inside (or outside) a window where a drift detector found drift;
+    ``detection`` keeps those in one detection's window (its request ids, else its time span).
+    """
+
+    namespace: str | None = None
+    inferenceservice: str | None = None
+    endpoint: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    outlier: bool | None = None
+    adversarial: bool | None = None
+    labelled: bool | None = None
+    in_drift: bool | None = None
+    detection: str | None = None
+
+
+@dataclass(frozen=True)
+class DetectionFilter:
+    """Stored detections to select; ``since``/``until`` keep windows that overlap the span."""
+
+    namespace: str | None = None
+    inferenceservice: str | None = None
+    endpoint: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    kind: str | None = None
+    detector: str | None = None
+    detected: bool | None = None
+
+
+def _model(table: Table, namespace: str | None, name: str | None, endpoint: str | None) -> list[Any]:
+    c = table.c
+    conditions = []
+    if namespace is not None:
+        conditions.append(c.namespace == namespace)
+    if name is not None:
+        conditions.append(c.inferenceservice == name)
+    if endpoint is not None:
+        conditions.append(c.endpoint == endpoint)
+    return conditions
+
+
+def _flag(column: Any, wanted: bool | None) -> list[Any]:
+    if wanted is None:
+        return []
+    return [column.is_(True)] if wanted else [or_(column.is_(None), column.is_(False))]
+
+
+def _in_drift_window() -> ColumnElement[bool]:
+    i, d = INFERENCES.c, DETECTIONS.c
+    return exists(
+        select(d.id).where(
+            d.kind == DRIFT,
+            d.detected.is_(True),
+            d.namespace == i.namespace,
+            d.inferenceservice == i.inferenceservice,
+            or_(d.endpoint == i.endpoint, d.endpoint == ""),
+            i.time >= d.window_start,
+            i.time <= d.window_end,
+        )
+    )
+
+
+def _detection_window(connection: Connection, detection_id: str) -> list[Any]:
+    d, i = DETECTIONS.c, INFERENCES.c
+    row = connection.execute(
+        select(d.namespace, d.inferenceservice, d.endpoint, d.window_start, d.window_end, d.request_ids).where(
+            d.id == detection_id
+        )
+    ).first()
+    if row is None:
+        raise QueryError(f"no detection with id {detection_id!r}")
+    conditions = [i.namespace == row.namespace, i.inferenceservice == row.inferenceservice]
+    if row.endpoint:
+        conditions.append(i.endpoint == row.endpoint)
+    ids: Sequence[str] = row.request_ids or []
+    if ids:
+        conditions.append(i.request_id.in_(list(ids)))
+    else:
+        conditions += [i.time >= row.window_start, i.time <= row.window_end]
+    return conditions
+
+
+def payload_conditions(connection: Connection, where: PayloadFilter) -> list[Any]:
+    """The WHERE conditions on ``inferences`` for ``where``; looks a named detection up first."""
+    c = INFERENCES.c
+    conditions = _model(INFERENCES, where.namespace, where.inferenceservice, where.endpoint)
+    if where.since is not None:
+        conditions.append(c.time >= where.since)
+    if where.until is not None:
+        conditions.append(c.time < where.until)
+    conditions += _flag(c.outlier, where.outlier)
+    conditions += _flag(c.adversarial, where.adversarial)
+    if where.labelled is not None:
+        conditions.append(c.label.is_not(None) if where.labelled else c.label.is_(None))
+    if where.in_drift is not None:
+        conditions.append(_in_drift_window() if where.in_drift else ~_in_drift_window())
+    if where.detection is not None:
+        conditions += _detection_window(connection, where.detection)
+    return conditions
+
+
+def detection_conditions(where: DetectionFilter) -> list[Any]:
+    c = DETECTIONS.c
+    conditions = _model(DETECTIONS, where.namespace, where.inferenceservice, where.endpoint)
+    if where.since is not None:
+        conditions.append(c.window_end >= where.since)
+    if where.until is not None:
+        conditions.append(c.window_start < where.until)
+    if where.kind is not None:
+        conditions.append(c.kind == where.kind)
+    if where.detector is not None:
+        conditions.append(c.detector == where.detector)
+    if where.detected is not None:
+        conditions.append(c.detected.is_(where.detected))
+    return conditions
+
+
+def all_of(conditions: Sequence[Any]) -> ColumnElement[bool]:
+    """AND of the conditions (true when there are none)."""
+    return and_(*conditions) if conditions else ~false()

@@ -1,0 +1,186 @@
+"""Records, detections and feedback as the column values of their tables."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from infersight.records import ADVERSARIAL, OUTLIER, Detection, Half, InferenceRecord, Score
+from infersight.sinks.store import tensors
+from infersight.sinks.store.feedback import Feedback, event_time
+from infersight.sinks.store.labels import kind_of, label_values, prediction_values
+
+#: Columns of one half; a half stored first is kept, a missing half is filled in when it comes.
+REQUEST_COLUMNS = (
+    "request_event_id",
+    "request_attributes",
+    "request_body",
+    "request_content_encoding",
+    "request_protocol",
+    "request_time",
+    "request_received_at",
+    "inputs",
+    "input_schema",
+)
+RESPONSE_COLUMNS = (
+    *(column.replace("request_", "response_") for column in REQUEST_COLUMNS[:-2]),
+    "outputs",
+    "output_schema",
+)
+
+
+def utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def finite(value: float | None) -> float | None:
+    """NaN and infinities as None: SQLite stores NaN as NULL anyway, JSON cannot hold them."""
+    return value if value is not None and math.isfinite(value) else None
+
+
+def model_key(request_id: str, namespace: str, inferenceservice: str) -> tuple[str, str, str]:
+    return (request_id, namespace, inferenceservice)
+
+
+def record_key(record: InferenceRecord) -> tuple[str, str, str]:
+    return model_key(record.request_id, record.model.namespace, record.model.inferenceservice)
+
+
+def scores_json(scores: Iterable[Score]) -> dict[str, Any]:
+    return {
+        score.detector: {
+            "kind": score.kind,
+            "scores": [finite(value) for value in score.scores],
+            "flags": list(score.flags),
+            "threshold": finite(score.threshold),
+        }
+        for score in scores
+    }
+
+
+def flags(scores: dict[str, Any], kind: str) -> tuple[bool | None, float | None]:
+    """Whether any detector of ``kind`` flagged any instance, and the highest score; None when none ran."""
+    ran = [entry for entry in scores.values() if entry["kind"] == kind]
+    if not ran:
+        return None, None
+    values = [value for entry in ran for value in entry["scores"] if value is not None]
+    return any(any(entry["flags"]) for entry in ran), max(values) if values else None
+
+
+def _extension_json(attributes: dict[str, str], key: str) -> Any:
+    """The logger's JSON-valued extensions (``metadata``, ``annotations``), parsed; text when not JSON."""
+    text = attributes.get(key)
+    if text is None:
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text
+
+
+def _half(half: Half | None, side: str) -> dict[str, Any]:
+    """The columns of one side (``request`` or ``response``); all None when that half is missing."""
+    request = side == "request"
+    names = REQUEST_COLUMNS if request else RESPONSE_COLUMNS
+    if half is None:
+        return dict.fromkeys(names)
+    received = utc(half.received_at)
+    tensor_json = tensors.payload_json(half.payload)
+    instances = tensors.instance_count(tensor_json)
+    schema = tensors.columns(tensor_json, instances, "input" if request else "output")
+    values = (
+        half.event.attributes.get("id"),
+        half.event.attributes,
+        half.event.data,
+        half.event.content_encoding,
+        half.payload.protocol,
+        event_time(half.event.attributes, received),
+        received,
+        tensor_json,
+        orjson.dumps(schema).decode(),
+    )
+    return dict(zip(names, values, strict=True))
+
+
+def inference_row(record: InferenceRecord, scores: dict[str, Any] | None, now: datetime) -> dict[str, Any]:
+    """Every column of ``inferences`` for one record; ``scores`` already merged with what is stored."""
+    request, response = _half(record.request, "request"), _half(record.response, "response")
+    first = request if record.request is not None else response
+    prediction = prediction_values(response["outputs"]) if record.response is not None else None
+    half = record.request if record.request is not None else record.response
+    if half is None:
+        raise ValueError(f"record {record.request_id} has neither a request nor a response")
+    attributes = half.event.attributes
+    outlier, outlier_score = flags(scores or {}, OUTLIER)
+    adversarial, adversarial_score = flags(scores or {}, ADVERSARIAL)
+    return {
+        "request_id": record.request_id,
+        "namespace": record.model.namespace,
+        "inferenceservice": record.model.inferenceservice,
+        "endpoint": record.model.endpoint,
+        "time": request["request_time"] or response["response_time"],
+        "protocol": first.get("request_protocol") or first.get("response_protocol"),
+        "instances": tensors.instance_count(first.get("inputs") or first.get("outputs") or []),
+        **request,
+        **response,
+        "metadata": _extension_json(attributes, "metadata"),
+        "annotations": _extension_json(attributes, "annotations"),
+        "scores": scores or None,
+        "outlier": outlier,
+        "outlier_score": outlier_score,
+        "adversarial": adversarial,
+        "adversarial_score": adversarial_score,
+        "prediction": prediction,
+        "prediction_kind": kind_of(prediction) if prediction else None,
+        "stored_at": now,
+    }
+
+
+def detection_row(detection: Detection, now: datetime) -> dict[str, Any]:
+    return {
+        "id": detection.id,
+        "detector": detection.detector,
+        "kind": detection.kind,
+        "algorithm": detection.algorithm,
+        "namespace": detection.model.namespace,
+        "inferenceservice": detection.model.inferenceservice,
+        "endpoint": detection.model.endpoint,
+        "detected": detection.detected,
+        "statistic": finite(detection.statistic),
+        "p_value": finite(detection.p_value),
+        "threshold": finite(detection.threshold),
+        "window_start": utc(detection.window_start),
+        "window_end": utc(detection.window_end),
+        "time": utc(detection.time or detection.window_end),
+        "instances": detection.instances,
+        "request_ids": list(detection.request_ids),
+        "features": list(detection.features),
+        "feature_statistics": [finite(value) for value in detection.feature_statistics],
+        "feature_p_values": [finite(value) for value in detection.feature_p_values],
+        "stored_at": now,
+    }
+
+
+def feedback_row(feedback: Feedback, now: datetime) -> dict[str, Any]:
+    attributes = feedback.event.attributes
+    values = label_values(feedback.label)
+    return {
+        "event_source": attributes.get("source", ""),
+        "event_id": attributes.get("id", ""),
+        "type": feedback.event.type,
+        "request_id": feedback.request_id,
+        "namespace": feedback.model.namespace,
+        "inferenceservice": feedback.model.inferenceservice,
+        "endpoint": feedback.model.endpoint,
+        "label": feedback.label,
+        "label_kind": kind_of(values) if values else tensors.STRING,
+        "reward": finite(feedback.reward),
+        "time": feedback.time,
+        "attributes": attributes,
+        "body": feedback.event.data,
+        "stored_at": now,
+    }

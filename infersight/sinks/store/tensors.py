@@ -1,0 +1,134 @@
+"""Decoded tensors as stored JSON, and the per-instance columns the export makes of them.
+
+The writer stores each side's column names and kinds (``input_schema``) with the same rules the
+export uses to split values, so that an export knows its columns from a ``SELECT DISTINCT``.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from typing import Any, Final
+
+import numpy as np
+
+from infersight.records import Payload, Tensor
+
+#: Tensor names that only say where the protocol put the data; features are then named by index.
+GENERIC_NAMES: Final = frozenset(
+    {"instances", "inputs", "predictions", "outputs", "ndarray", "tensor", "jsonData", "strData", "binData"}
+)
+
+BOOL: Final = "bool"
+INT: Final = "int"
+FLOAT: Final = "float"
+STRING: Final = "string"
+
+
+def _text(value: bytes) -> str:
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        return "base64:" + base64.b64encode(value).decode()
+
+
+def _values(array: np.ndarray[Any, Any]) -> Any:
+    if array.dtype == object:
+        flat = [_text(v) if isinstance(v, bytes) else v for v in array.reshape(-1).tolist()]
+        return np.asarray(flat, dtype=object).reshape(array.shape).tolist()
+    return array.tolist()
+
+
+def kind_of_dtype(dtype: np.dtype[Any]) -> str:
+    if dtype.kind == "b":
+        return BOOL
+    if dtype.kind in "iu":
+        return INT
+    if dtype.kind == "f":
+        return FLOAT
+    return STRING
+
+
+def tensor_json(tensor: Tensor) -> dict[str, Any]:
+    """A tensor as JSON: bytes as UTF-8 text (or ``base64:...`` when not text), NaN as null."""
+    return {
+        "name": tensor.name,
+        "kind": kind_of_dtype(tensor.array.dtype),
+        "shape": list(tensor.array.shape),
+        "columns": list(tensor.columns) if tensor.columns is not None else None,
+        "data": _values(tensor.array),
+    }
+
+
+def payload_json(payload: Payload) -> list[dict[str, Any]]:
+    return [tensor_json(tensor) for tensor in payload.tensors]
+
+
+def instance_count(tensors: Sequence[dict[str, Any]]) -> int:
+    """Instances in a body: the first dimension of its first tensor (a 0-d tensor is one instance)."""
+    if not tensors or not tensors[0]["shape"]:
+        return 1
+    return max(int(tensors[0]["shape"][0]), 0)
+
+
+def _width(tensor: dict[str, Any], instances: int) -> int:
+    """Values per instance: the tensor split along its first axis, or whole when it does not fit."""
+    shape = tensor["shape"]
+    size = int(np.prod(shape)) if shape else 1
+    if shape and instances and shape[0] == instances:
+        return size // instances
+    return size
+
+
+def _names(tensor: dict[str, Any], width: int, side: str, position: int) -> list[str]:
+    columns = tensor.get("columns")
+    if columns and len(columns) == width:
+        return [str(column) for column in columns]
+    name = str(tensor["name"])
+    if name in GENERIC_NAMES:
+        prefix = side if position == 0 else f"{side}{position}"
+        return [f"{prefix}_{j}" for j in range(width)]
+    return [name] if width == 1 else [f"{name}_{j}" for j in range(width)]
+
+
+def columns(tensors: Sequence[dict[str, Any]], instances: int, side: str) -> list[tuple[str, str]]:
+    """``(column, kind)`` per feature: v2 tensor names or ``data.names``, else ``input_0``, ``input_1``..."""
+    named: list[tuple[str, str]] = []
+    for position, tensor in enumerate(tensors):
+        width = _width(tensor, instances)
+        named.extend((name, tensor["kind"]) for name in _names(tensor, width, side, position))
+    return named
+
+
+def rows(tensors: Sequence[dict[str, Any]], instances: int) -> list[list[Any]]:
+    """One flat list of values per instance, in the order of :func:`columns`."""
+    out: list[list[Any]] = [[] for _ in range(max(instances, 1))]
+    for tensor in tensors:
+        width = _width(tensor, instances)
+        flat = _flatten(tensor["data"])
+        if len(flat) == width * len(out):
+            for i, row in enumerate(out):
+                row.extend(flat[i * width : (i + 1) * width])
+        else:  # a tensor not split by instance (a 0-d value, a shared parameter): every row gets it
+            for row in out:
+                row.extend(flat)
+    return out
+
+
+def _flatten(data: Any) -> list[Any]:
+    if not isinstance(data, list):
+        return [data]
+    if not data or not isinstance(data[0], list):
+        return data
+    return [value for item in data for value in _flatten(item)]
+
+
+def merge_kinds(first: str, second: str) -> str:
+    """The kind a column needs to hold values of both kinds."""
+    if first == second:
+        return first
+    if STRING in (first, second):
+        return STRING
+    if FLOAT in (first, second):
+        return FLOAT
+    return INT

@@ -1,0 +1,318 @@
+"""Writing a worker's batch: inferences, detections and feedback in one transaction, idempotently.
+
+Rows are keyed by the event identity (request id and model; detection id; CloudEvent source and
+id), so that writing a redelivered batch again changes nothing. A half stored alone is completed
+when its other half comes; feedback is kept whether or not its inference is there yet, and sets
+the label as soon as both are.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import Connection, Engine, Table, and_, bindparam, case, func, select, tuple_, update
+
+from infersight.config import StoreConfig
+from infersight.records import Detection, InferenceRecord, ModelRef, RawEvent
+from infersight.sinks.store.engine import make_engine
+from infersight.sinks.store.feedback import FeedbackError, parse_feedback
+from infersight.sinks.store.labels import is_correct, kind_of, label_values
+from infersight.sinks.store.migrate import require_current, upgrade
+from infersight.sinks.store.models import DetectionRow, FeedbackRow, Inference, ModelAccuracy
+from infersight.sinks.store.rows import (
+    REQUEST_COLUMNS,
+    RESPONSE_COLUMNS,
+    detection_row,
+    feedback_row,
+    inference_row,
+    record_key,
+    scores_json,
+)
+from infersight.sinks.store.tensors import STRING
+from infersight.sinks.store.types import json_type
+from infersight.sinks.store.upsert import insert
+
+log = logging.getLogger(__name__)
+
+INFERENCES = cast(Table, Inference.__table__)
+DETECTIONS = cast(Table, DetectionRow.__table__)
+FEEDBACK = cast(Table, FeedbackRow.__table__)
+ACCURACY = cast(Table, ModelAccuracy.__table__)
+
+#: Request ids per ``IN (...)``: well under SQLite's limit on bound parameters.
+CHUNK = 1000
+
+T = TypeVar("T")
+Key = tuple[str, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Accuracy:
+    """Running counts of one model's labelled inferences whose prediction is a class."""
+
+    labelled: int
+    correct: int
+
+    @property
+    def ratio(self) -> float:
+        return self.correct / self.labelled if self.labelled else float("nan")
+
+
+@dataclass(frozen=True, slots=True)
+class WriteCounts:
+    """What one write did: rows written per table, feedback taken in, labels set, accuracy now."""
+
+    inferences: int = 0
+    detections: int = 0
+    feedback: int = 0
+    feedback_invalid: int = 0
+    labelled: int = 0
+    feedback_by_model: dict[ModelRef, int] = field(default_factory=dict)
+    accuracy: dict[ModelRef, Accuracy] = field(default_factory=dict)
+
+
+def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def merge_records(records: Sequence[InferenceRecord]) -> list[InferenceRecord]:
+    """One record per key: halves of the same inference in one batch become one row, not two writes."""
+    merged: dict[Key, InferenceRecord] = {}
+    for record in records:
+        key = record_key(record)
+        old = merged.get(key)
+        if old is None:
+            merged[key] = record
+            continue
+        merged[key] = InferenceRecord(
+            request_id=record.request_id,
+            model=old.model,
+            request=old.request if old.request is not None else record.request,
+            response=old.response if old.response is not None else record.response,
+            scores=old.scores + record.scores,
+        )
+    return list(merged.values())
+
+
+def _names_model(feedback: Any, inference: Any) -> bool:
+    """Feedback applies to an inference of the model it names, or of any model when it names none."""
+    return feedback.namespace in ("", inference.namespace) and feedback.inferenceservice in (
+        "",
+        inference.inferenceservice,
+    )
+
+
+def _inference_upsert(dialect: str) -> Any:
+    """Insert, or complete the stored row: the first copy of a half wins, scores arrive merged."""
+    statement = insert(INFERENCES, dialect)
+    new, old = statement.excluded, INFERENCES.c
+    values: dict[str, Any] = {
+        name: func.coalesce(old[name], new[name]) for name in (*REQUEST_COLUMNS, *RESPONSE_COLUMNS)
+    }
+    gains_request = and_(old.request_received_at.is_(None), new.request_received_at.is_not(None))
+    has_scores = new.scores.is_not(None)
+    values.update(
+        time=func.coalesce(old.request_time, new.request_time, old.response_time, new.response_time),
+        instances=case((gains_request, new.instances), else_=old.instances),
+        protocol=case((gains_request, new.protocol), else_=old.protocol),
+        prediction=func.coalesce(old.prediction, new.prediction),
+        prediction_kind=func.coalesce(old.prediction_kind, new.prediction_kind),
+        metadata=func.coalesce(old["metadata"], new["metadata"]),
+        annotations=func.coalesce(old.annotations, new.annotations),
+        scores=func.coalesce(new.scores, old.scores),
+        **{
+            name: case((has_scores, new[name]), else_=old[name])
+            for name in ("outlier", "outlier_score", "adversarial", "adversarial_score")
+        },
+    )
+    return statement.on_conflict_do_update(
+        index_elements=["request_id", "namespace", "inferenceservice"], set_=values
+    )
+
+
+class SqlStore:
+    """The SQL store as the worker uses it: ``write`` one batch at a time, from any thread."""
+
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
+        self.engine: Engine = make_engine(url)
+        if migrate:
+            upgrade(self.engine)
+        else:
+            require_current(self.engine)
+        self._dialect = self.engine.dialect.name
+        self._upsert_inferences = _inference_upsert(self._dialect)
+        self._insert_detections = (
+            insert(DETECTIONS, self._dialect)
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(DETECTIONS.c.id)
+        )
+        self._insert_feedback = (
+            insert(FEEDBACK, self._dialect)
+            .on_conflict_do_nothing(index_elements=["event_source", "event_id"])
+            .returning(FEEDBACK.c.namespace, FEEDBACK.c.inferenceservice, FEEDBACK.c.endpoint)
+        )
+        accuracy = insert(ACCURACY, self._dialect)
+        self._add_accuracy = accuracy.on_conflict_do_update(
+            index_elements=["namespace", "inferenceservice", "endpoint"],
+            set_={
+                "labelled": ACCURACY.c.labelled + accuracy.excluded.labelled,
+                "correct": ACCURACY.c.correct + accuracy.excluded.correct,
+            },
+        )
+        self._set_label = (
+            update(INFERENCES)
+            .where(INFERENCES.c.id == bindparam("row_id"))
+            .values(
+                label=bindparam("new_label", type_=json_type()),
+                label_kind=bindparam("new_label_kind"),
+                label_time=bindparam("new_label_time", type_=INFERENCES.c.label_time.type),
+                correct=bindparam("new_correct", type_=INFERENCES.c.correct.type),
+            )
+        )
+
+    @classmethod
+    def from_config(cls, config: StoreConfig) -> SqlStore:
+        """Open ``store.url``, migrating it first when ``store.migrate_on_start`` is set."""
+        return cls(config.url, migrate=config.migrate_on_start)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def write(
+        self,
+        records: Sequence[InferenceRecord] = (),
+        detections: Sequence[Detection] = (),
+        feedback: Sequence[RawEvent] = (),
+    ) -> WriteCounts:
+        """Write one batch in one transaction; a batch written twice leaves the rows as they were.
+
+        Feedback that names no request or no label is skipped, logged and counted in
+        ``feedback_invalid`` (check it beforehand with ``parse_feedback`` to dead-letter it).
+        """
+        now = datetime.now(UTC)
+        merged = merge_records(records)
+        feedback_rows, invalid = [], 0
+        for event in feedback:
+            try:
+                feedback_rows.append(feedback_row(parse_feedback(event, now), now))
+            except FeedbackError as exc:
+                invalid += 1
+                log.warning("feedback event %s skipped: %s", event.attributes.get("id"), exc)
+        with self.engine.begin() as connection:
+            stored_scores = self._stored_scores(connection, [r for r in merged if r.scores])
+            rows = []
+            for record in merged:
+                scores = stored_scores.get(record_key(record), {}) | scores_json(record.scores)
+                rows.append(inference_row(record, scores, now))
+            if rows:
+                connection.execute(self._upsert_inferences, rows)
+            new_detections = 0
+            if detections:
+                unique = {d.id: detection_row(d, now) for d in detections}
+                new_detections = len(connection.execute(self._insert_detections, list(unique.values())).all())
+            by_model: Counter[ModelRef] = Counter()
+            if feedback_rows:
+                for row in connection.execute(self._insert_feedback, feedback_rows).all():
+                    by_model[ModelRef(*row)] += 1
+            touched = {r.request_id for r in merged} | {row["request_id"] for row in feedback_rows}
+            labelled, changed = self._apply_labels(connection, sorted(touched))
+            accuracy = self._accuracy(connection, changed)
+        return WriteCounts(
+            inferences=len(rows),
+            detections=new_detections,
+            feedback=sum(by_model.values()),
+            feedback_invalid=invalid,
+            labelled=labelled,
+            feedback_by_model=dict(by_model),
+            accuracy=accuracy,
+        )
+
+    def accuracy(self) -> dict[ModelRef, Accuracy]:
+        """Every model's running counts, to set the accuracy gauges when a process starts."""
+        with self.engine.connect() as connection:
+            return self._accuracy(connection, None)
+
+    def _stored_scores(self, connection: Connection, records: Sequence[InferenceRecord]) -> dict[Key, Any]:
+        """Scores already stored for these records, so that a detector's verdict on one half is kept."""
+        found: dict[Key, Any] = {}
+        c = INFERENCES.c
+        for chunk in _chunks(sorted({r.request_id for r in records})):
+            query = select(c.request_id, c.namespace, c.inferenceservice, c.scores).where(
+                c.request_id.in_(chunk), c.scores.is_not(None)
+            )
+            for request_id, namespace, inferenceservice, scores in connection.execute(query):
+                found[(request_id, namespace, inferenceservice)] = scores
+        return found
+
+    def _apply_labels(self, connection: Connection, request_ids: Sequence[str]) -> tuple[int, set[ModelRef]]:
+        """Set each stored inference's label from its latest feedback; keep the accuracy counts in step."""
+        f = FEEDBACK.c
+        pending: dict[str, list[Any]] = defaultdict(list)
+        for chunk in _chunks(request_ids):
+            query = (
+                select(f.request_id, f.namespace, f.inferenceservice, f.label, f.time)
+                .where(f.request_id.in_(chunk))
+                .order_by(f.time, f.id)
+            )
+            for found in connection.execute(query):
+                pending[found.request_id].append(found)
+        if not pending:
+            return 0, set()
+        c = INFERENCES.c
+        updates: list[dict[str, Any]] = []
+        deltas: dict[ModelRef, list[int]] = defaultdict(lambda: [0, 0])
+        for chunk in _chunks(sorted(pending)):
+            stored = select(
+                c.id, c.request_id, c.namespace, c.inferenceservice, c.endpoint,
+                c.prediction, c.label, c.label_time, c.correct,
+            ).where(c.request_id.in_(chunk))  # fmt: skip
+            for row in connection.execute(stored):
+                applies = [fb for fb in pending[row.request_id] if _names_model(fb, row)]
+                if not applies:
+                    continue
+                latest = applies[-1]
+                values = label_values(latest.label)
+                correct = is_correct(row.prediction, values)
+                if (row.label, row.label_time, row.correct) == (latest.label, latest.time, correct):
+                    continue
+                updates.append(
+                    {
+                        "row_id": row.id,
+                        "new_label": latest.label,
+                        "new_label_kind": kind_of(values) if values else STRING,
+                        "new_label_time": latest.time,
+                        "new_correct": correct,
+                    }
+                )
+                delta = deltas[ModelRef(row.namespace, row.inferenceservice, row.endpoint)]
+                delta[0] += (correct is not None) - (row.correct is not None)
+                delta[1] += (correct is True) - (row.correct is True)
+        if updates:
+            connection.execute(self._set_label, updates)
+        changed = [
+            {"namespace": m.namespace, "inferenceservice": m.inferenceservice, "endpoint": m.endpoint,
+             "labelled": d[0], "correct": d[1]}
+            for m, d in deltas.items() if d != [0, 0]
+        ]  # fmt: skip
+        if changed:
+            connection.execute(self._add_accuracy, changed)
+        return len(updates), set(deltas)
+
+    def _accuracy(self, connection: Connection, models: set[ModelRef] | None) -> dict[ModelRef, Accuracy]:
+        a = ACCURACY.c
+        query = select(a.namespace, a.inferenceservice, a.endpoint, a.labelled, a.correct)
+        if models is not None:
+            if not models:
+                return {}
+            keys = [(m.namespace, m.inferenceservice, m.endpoint) for m in models]
+            query = query.where(tuple_(a.namespace, a.inferenceservice, a.endpoint).in_(keys))
+        return {
+            ModelRef(row.namespace, row.inferenceservice, row.endpoint): Accuracy(row.labelled, row.correct)
+            for row in connection.execute(query)
+        }
