@@ -163,8 +163,9 @@ class StreamWorker:
             self.app.timer(interval=detections.state_save_seconds, name="save-detector-state")(
                 self._save_states
             )
-            self.app.on_partitions_assigned.connect(self._on_assigned)
-            self.app.on_before_shutdown.connect(self._on_shutdown)
+            # mode's Signal.connect is typed for plain functions; bound coroutine methods work the same.
+            self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
+            self.app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
         self._assigned: set[TP] = set()
         if self.reply is not None:
             self.app.task(self._start_reply)
@@ -235,7 +236,7 @@ class StreamWorker:
         assert self.runner is not None
         await self._in_thread(self.runner.save_states)
 
-    async def _on_assigned(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+    async def _on_assigned(self, sender: Any, *args: Any, **kwargs: Any) -> None:
         """Drop detector windows and state when partitions went elsewhere: their models may have too.
 
         Faust revokes everything on each rebalance and assigns anew; only a worker that lost
@@ -248,7 +249,7 @@ class StreamWorker:
             await self._in_thread(self.runner.forget)
         self._assigned = sources
 
-    async def _on_shutdown(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+    async def _on_shutdown(self, sender: Any, *args: Any, **kwargs: Any) -> None:
         if self.runner is not None:
             await self._in_thread(self.runner.save_states)
         if self.reply is not None:

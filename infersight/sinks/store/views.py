@@ -1,0 +1,88 @@
+"""What queries return: the shapes of the API's JSON (and its OpenAPI document) and the CLI's rows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class ModelSummary(BaseModel):
+    namespace: str
+    inferenceservice: str
+    endpoint: str
+    inferences: int
+    first_seen: datetime
+    last_seen: datetime
+    outliers: int
+    adversarial: int
+    labelled: int
+    #: Share of labelled classifier inferences predicted right; None before any.
+    accuracy: float | None
+    detections: int
+    drift_detected: int
+
+
+class Payload(BaseModel):
+    id: int
+    request_id: str
+    namespace: str
+    inferenceservice: str
+    endpoint: str
+    time: datetime
+    protocol: str | None
+    instances: int | None
+    outlier: bool | None
+    outlier_score: float | None
+    adversarial: bool | None
+    adversarial_score: float | None
+    prediction: list[Any] | None
+    label: Any
+    label_time: datetime | None
+    correct: bool | None
+    request_time: datetime | None
+    response_time: datetime | None
+    #: Decoded tensors: ``[{"name", "kind", "shape", "columns", "data"}, ...]``.
+    inputs: list[dict[str, Any]] | None = None
+    outputs: list[dict[str, Any]] | None = None
+    scores: dict[str, Any] | None = None
+    metadata: Any = None
+    request_attributes: dict[str, Any] | None = None
+    response_attributes: dict[str, Any] | None = None
+    #: Raw bodies as base64, only when asked for.
+    request_body: str | None = None
+    response_body: str | None = None
+
+
+class Detection(BaseModel):
+    id: str
+    detector: str
+    kind: str
+    algorithm: str
+    namespace: str
+    inferenceservice: str
+    endpoint: str
+    detected: bool
+    statistic: float | None
+    p_value: float | None
+    threshold: float | None
+    window_start: datetime
+    window_end: datetime
+    time: datetime
+    instances: int
+    request_ids: list[str]
+    features: list[str]
+    feature_statistics: list[float | None]
+    feature_p_values: list[float | None]
+
+
+class PayloadPage(BaseModel):
+    items: list[Payload]
+    #: Pass as ``cursor`` for the next page; None on the last.
+    next_cursor: str | None
+
+
+class DetectionPage(BaseModel):
+    items: list[Detection]
+    next_cursor: str | None
