@@ -129,6 +129,8 @@ def start_worker(bootstrap: str, topic: str, log_dir: Path, **env: str) -> Worke
         bootstrap,
         topic,
         INFERSIGHT_WORKER__STATE_DIR=str(log_dir / f"worker-state-{port}"),
+        INFERSIGHT_DETECTIONS__STATE_URI=str(log_dir / "detector-state"),
+        INFERSIGHT_DETECTIONS__CACHE_DIR=str(log_dir / "detector-cache"),
         INFERSIGHT_WORKER__METRICS_HOST="127.0.0.1",
         INFERSIGHT_WORKER__METRICS_PORT=str(port),
         **env,

@@ -7,7 +7,6 @@ surfacing at the first event.
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -59,7 +58,7 @@ def _load_saved(config: DetectorConfig, cache_dir: Path) -> Any:
     if risky and not config.allow_unsafe_loading:
         raise CatalogError(
             f"it holds {', '.join(risky[:3])}, read with dill/pickle, which runs code when loaded "
-            "(alibi-detect saves outlier and adversarial detectors this way); set "
+            "(alibi-detect saves outlier and adversarial detectors, and Python functions, this way); set "
             "allow_unsafe_loading: true on this detector if you trust where it comes from"
         )
     use_legacy_keras()
@@ -74,17 +73,20 @@ def _describe(model: ModelConfig, config: DetectorConfig) -> str:
     return f"model {model.namespace}/{model.inferenceservice}{endpoint}, detector {config.name!r} ({source})"
 
 
+def _instantiate(config: DetectorConfig, cache_dir: Path) -> Any:
+    if config.uri is not None:
+        return _load_saved(config, cache_dir)
+    assert config.algorithm is not None and config.reference is not None
+    if config.algorithm in ("MMDDrift", "LSDDDrift", "MMDDriftOnline", "LSDDDriftOnline"):
+        use_legacy_keras()
+    reference = read_reference(config.reference, config.storage_options)
+    return build(config.algorithm, config.kind, reference, config.parameters)
+
+
 def load(model: ModelConfig, config: DetectorConfig, cache_dir: Path) -> LoadedDetector:
     """Load or fit one configured detector."""
     try:
-        if config.uri is not None:
-            detector = _load_saved(config, cache_dir)
-        else:
-            assert config.algorithm is not None and config.reference is not None
-            if config.algorithm in ("MMDDrift", "LSDDDrift", "MMDDriftOnline", "LSDDDriftOnline"):
-                use_legacy_keras()
-            reference = read_reference(config.reference, config.storage_options)
-            detector = build(config.algorithm, config.kind, reference, config.parameters)
+        detector = _instantiate(config, cache_dir)
         family = family_of(detector, config.kind)
     except (SourceError, CatalogError) as exc:
         raise DetectorLoadError(f"{_describe(model, config)}: {exc}") from exc
@@ -93,8 +95,16 @@ def load(model: ModelConfig, config: DetectorConfig, cache_dir: Path) -> LoadedD
     algorithm = type(detector).__name__
     if not is_stateful(detector):
         return LoadedDetector(model, config, family, algorithm, make=lambda: detector)
-    pristine = detector
-    return LoadedDetector(model, config, family, algorithm, make=lambda: copy.deepcopy(pristine))
+    # The first model (or endpoint) gets the detector loaded at start; each further one loads its
+    # own, since detectors holding Keras models cannot be deep-copied.
+    unused = [detector]
+    return LoadedDetector(
+        model,
+        config,
+        family,
+        algorithm,
+        make=lambda: unused.pop() if unused else _instantiate(config, cache_dir),
+    )
 
 
 def load_all(models: Sequence[ModelConfig], cache_dir: Path) -> list[LoadedDetector]:

@@ -1,0 +1,313 @@
+"""Real alibi-detect detectors behind the runner: drift families, outliers, loading and its refusals.
+
+Every detector is fitted here on data that ships with scikit-learn; nothing is downloaded.
+Records go through the runner the way the worker hands them over.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from prometheus_client import CollectorRegistry
+
+from infersight.config import ModelConfig
+from infersight.detectors.loading import DetectorLoadError, load_all
+from infersight.detectors.metrics import DetectorMetrics
+from infersight.detectors.runner import DetectorRunner
+from infersight.detectors.state import StateStore
+from infersight.records import Detection
+from tests.detectors_data import NAMESPACE, breast_cancer, records
+
+WINDOW = 100
+
+
+def make_runner(
+    tmp_path: Path, detectors: list[dict[str, Any]], model: str = "m", states: StateStore | None = None
+) -> DetectorRunner:
+    config = ModelConfig(namespace=NAMESPACE, inferenceservice=model, detectors=detectors)
+    loaded = load_all([config], tmp_path / "cache")
+    return DetectorRunner(loaded, DetectorMetrics(CollectorRegistry(), 100), states)
+
+
+def save_reference(tmp_path: Path, data: np.ndarray[Any, Any], suffix: str) -> str:
+    path = tmp_path / f"reference{suffix}"
+    if suffix == ".npy":
+        np.save(path, data)
+    elif suffix == ".csv":
+        header = ",".join(f"f{index}" for index in range(data.shape[1]))
+        np.savetxt(path, data, delimiter=",", header=header, comments="")
+    else:
+        pq.write_table(pa.table({f"f{index}": data[:, index] for index in range(data.shape[1])}), path)
+    return f"file://{path}"
+
+
+def drift_tests(runner: DetectorRunner, rows: np.ndarray[Any, Any]) -> list[Detection]:
+    _, detections = runner.process(records("m", rows))
+    return [detection for detection in detections if detection.kind == "drift"]
+
+
+def categorical(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Five categories per feature, cut at fixed points of the standardised scale."""
+    return np.digitize(x, [-1.0, -0.3, 0.3, 1.0]).astype(np.float32)
+
+
+def binary(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    return (x > 0).astype(np.float32)
+
+
+def identity(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    return x
+
+
+DRIFT_CASES = [
+    ("KSDrift", {"p_val": 0.01}, identity, ".parquet"),
+    ("CVMDrift", {"p_val": 0.01}, identity, ".csv"),
+    ("ChiSquareDrift", {"p_val": 0.01}, categorical, ".npy"),
+    ("TabularDrift", {"p_val": 0.01, "categories_per_feature": {0: None, 1: None}}, categorical, ".npy"),
+    ("FETDrift", {"p_val": 0.01, "alternative": "greater"}, binary, ".npy"),
+    ("MMDDrift", {"p_val": 0.01, "n_permutations": 200}, identity, ".npy"),
+    ("LSDDDrift", {"p_val": 0.01, "n_permutations": 200}, identity, ".npy"),
+]
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "parameters", "transform", "suffix"), DRIFT_CASES, ids=[c[0] for c in DRIFT_CASES]
+)
+def test_drift_family_no_drift_then_drift(
+    tmp_path: Path, algorithm: str, parameters: dict[str, Any], transform: Any, suffix: str
+) -> None:
+    reference, held_out = breast_cancer()
+    uri = save_reference(tmp_path, transform(reference), suffix)
+    runner = make_runner(
+        tmp_path,
+        [
+            {
+                "name": "drift",
+                "kind": "drift",
+                "algorithm": algorithm,
+                "reference": uri,
+                "parameters": parameters,
+                "window": {"size": WINDOW},
+            }
+        ],
+    )
+    clean = drift_tests(runner, transform(held_out[: 2 * WINDOW]))
+    shifted = drift_tests(runner, transform(held_out[: 2 * WINDOW] + 1.0))
+    assert [d.detected for d in clean] == [False, False], [(d.p_value, d.statistic) for d in clean]
+    assert [d.detected for d in shifted] == [True, True], [(d.p_value, d.statistic) for d in shifted]
+    for detection in clean + shifted:
+        assert detection.instances == WINDOW
+        assert len(detection.request_ids) == WINDOW
+        assert detection.window_start <= detection.window_end
+        assert detection.algorithm == algorithm
+    assert shifted[0].p_value is not None and shifted[0].p_value < 0.01
+    if algorithm in ("KSDrift", "CVMDrift", "ChiSquareDrift", "TabularDrift", "FETDrift"):
+        assert len(shifted[0].feature_p_values) == reference.shape[1]
+        assert shifted[0].features == tuple(str(index) for index in range(reference.shape[1]))
+
+
+def test_classifier_drift_saved_with_its_model_loads_from_a_file_uri(tmp_path: Path) -> None:
+    import tf_keras as keras
+    from alibi_detect.cd import ClassifierDrift
+    from alibi_detect.saving import save_detector
+
+    reference, held_out = breast_cancer()
+    model = keras.Sequential(
+        [
+            keras.layers.InputLayer(input_shape=(30,)),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dense(2, activation="softmax"),
+        ]
+    )
+    detector = ClassifierDrift(reference, model, p_val=0.01, train_size=0.75, epochs=5, verbose=0)
+    save_detector(detector, tmp_path / "saved")
+    runner = make_runner(
+        tmp_path,
+        [
+            {
+                "name": "classifier",
+                "kind": "drift",
+                "uri": f"file://{tmp_path / 'saved'}",
+                "window": {"size": WINDOW},
+                "allow_unsafe_loading": True,  # the classifier's loss function is saved with dill
+            }
+        ],
+    )
+    clean = drift_tests(runner, held_out[:WINDOW])
+    shifted = drift_tests(runner, held_out[WINDOW : 2 * WINDOW] * 2.0 + 1.0)
+    assert [d.detected for d in clean] == [False]
+    assert [d.detected for d in shifted] == [True]
+    assert clean[0].algorithm == "ClassifierDrift"
+
+
+def online_config(reference_uri: str) -> dict[str, Any]:
+    return {
+        "name": "online",
+        "kind": "drift",
+        "algorithm": "LSDDDriftOnline",
+        "reference": reference_uri,
+        "parameters": {"ert": 500, "window_size": 10, "n_bootstraps": 1000, "verbose": False},
+        "window": {"size": 50},
+    }
+
+
+def test_online_drift_is_fed_one_instance_at_a_time_and_its_state_survives_a_restart(tmp_path: Path) -> None:
+    reference, held_out = breast_cancer()
+    uri = save_reference(tmp_path, reference, ".npy")
+    states = StateStore(str(tmp_path / "state"))
+    first = make_runner(tmp_path, [online_config(uri)], states=states)
+    clean = drift_tests(first, held_out[:100])
+    assert [d.detected for d in clean] == [False, False], [(d.statistic, d.threshold) for d in clean]
+    assert first.save_states() == 1
+
+    second = make_runner(tmp_path, [online_config(uri)], states=states)
+    shifted = drift_tests(second, held_out[100:200] + 1.0)
+    assert [d.detected for d in shifted] == [True, True]
+    (slot,) = second._slots.values()
+    # 100 instances before the restart, 100 after: the detector's clock carried on.
+    assert slot.detector._detector.t == 200
+    assert all(d.statistic is not None and d.threshold is not None for d in clean + shifted)
+
+
+def test_outliers_flagged_on_far_away_points_in_one_call_per_batch(tmp_path: Path) -> None:
+    reference, held_out = breast_cancer()
+    uri = save_reference(tmp_path, reference, ".npy")
+    runner = make_runner(
+        tmp_path,
+        [
+            {
+                "name": "iforest",
+                "kind": "outlier",
+                "algorithm": "IForest",
+                "reference": uri,
+                "parameters": {"threshold_perc": 99},
+            },
+            {"name": "mahalanobis", "kind": "outlier", "algorithm": "Mahalanobis", "reference": uri},
+        ],
+    )
+    far = held_out[:10] + 8.0
+    rows = np.concatenate([held_out[:200], far])
+    scored, detections = runner.process(records("m", rows))
+    for name in ("iforest", "mahalanobis"):
+        flags = [any(s.flagged for s in r.scores if s.detector == name) for r in scored]
+        assert all(flags[200:]), name
+        assert sum(flags[:200]) <= 10, name  # about 1% expected at the 99th percentile
+        flagged_ids = {d.request_ids[0] for d in detections if d.detector == name}
+        assert flagged_ids == {r.request_id for r, flag in zip(scored, flags, strict=True) if flag}
+    duration = runner.metrics.duration.labels(NAMESPACE, "m", "default", "iforest")
+    assert duration._sum.get() > 0  # type: ignore[attr-defined]
+    # one predict call per detector for the whole batch of 210 records
+    assert sum(bucket.get() for bucket in duration._buckets) == 1  # type: ignore[attr-defined]
+
+
+def test_records_that_cannot_be_scored_are_counted_and_the_rest_go_on(tmp_path: Path) -> None:
+    reference, held_out = breast_cancer()
+    uri = save_reference(tmp_path, reference, ".npy")
+    runner = make_runner(
+        tmp_path, [{"name": "iforest", "kind": "outlier", "algorithm": "IForest", "reference": uri}]
+    )
+    good = records("m", held_out[:5])
+    narrow = records("m", held_out[:3, :4])  # four features, not thirty: predict fails for this group only
+    scored, _ = runner.process([*good, *narrow])
+    assert all(r.scores for r in scored[:5])
+    assert not any(r.scores for r in scored[5:])
+    errors = runner.metrics.errors.labels(NAMESPACE, "m", "default", "iforest", "predict_failed")
+    assert errors._value.get() == 1  # type: ignore[attr-defined]
+
+
+def test_endpoints_get_their_own_windows(tmp_path: Path) -> None:
+    reference, held_out = breast_cancer()
+    uri = save_reference(tmp_path, reference, ".npy")
+    runner = make_runner(
+        tmp_path,
+        [{"name": "ks", "kind": "drift", "algorithm": "KSDrift", "reference": uri, "window": {"size": 50}}],
+    )
+    mixed = records("m", held_out[:50]) + records("m", held_out[50:100] + 1.0, endpoint="canary")
+    _, detections = runner.process(mixed)
+    by_endpoint = {d.model.endpoint: d.detected for d in detections}
+    assert by_endpoint == {"default": False, "canary": True}
+
+
+def test_time_windows_close_without_traffic(tmp_path: Path) -> None:
+    reference, held_out = breast_cancer()
+    uri = save_reference(tmp_path, reference, ".npy")
+    now = [1000.0]
+    config = ModelConfig(
+        namespace=NAMESPACE,
+        inferenceservice="m",
+        detectors=[
+            {
+                "name": "ks",
+                "kind": "drift",
+                "algorithm": "KSDrift",
+                "reference": uri,
+                "window": {"seconds": 60},
+            }
+        ],
+    )
+    runner = DetectorRunner(
+        load_all([config], tmp_path), DetectorMetrics(CollectorRegistry(), 100), clock=lambda: now[0]
+    )
+    assert runner.process(records("m", held_out[:40] + 1.0))[1] == []
+    now[0] += 30
+    assert runner.tick() == []
+    now[0] += 31
+    (detection,) = runner.tick()
+    assert detection.detected and detection.instances == 40
+
+
+def test_unsafe_saved_detectors_are_refused_unless_allowed(tmp_path: Path) -> None:
+    from alibi_detect.od import IForest
+    from alibi_detect.saving import save_detector
+
+    reference, _ = breast_cancer()
+    detector = IForest()
+    detector.fit(reference)
+    detector.infer_threshold(reference, threshold_perc=99)
+    save_detector(detector, tmp_path / "iforest")
+    entry = {"name": "iforest", "kind": "outlier", "uri": str(tmp_path / "iforest")}
+    with pytest.raises(DetectorLoadError, match=r"model tests/m, detector 'iforest' .*allow_unsafe_loading"):
+        make_runner(tmp_path, [entry])
+    runner = make_runner(tmp_path, [{**entry, "allow_unsafe_loading": True}])
+    assert runner.detectors_for(records("m", reference[:1])[0].model)[0].algorithm == "IForest"
+
+
+@pytest.mark.parametrize(
+    ("entry", "reason"),
+    [
+        ({"name": "x", "kind": "drift", "uri": "file:///nowhere/at/all"}, "is not a folder"),
+        (
+            {"name": "x", "kind": "drift", "algorithm": "KSDrift", "reference": "file:///nowhere.npy"},
+            "cannot read",
+        ),
+        ({"name": "x", "kind": "drift", "algorithm": "OutlierVAE", "reference": "REF"}, "cannot be fitted"),
+        (
+            {"name": "x", "kind": "outlier", "algorithm": "KSDrift", "reference": "REF"},
+            "not a outlier detector",
+        ),
+        (
+            {
+                "name": "x",
+                "kind": "drift",
+                "algorithm": "KSDrift",
+                "reference": "REF",
+                "parameters": {"p_value": 1},
+            },
+            "p_value",
+        ),
+    ],
+)
+def test_a_detector_that_cannot_load_names_the_model_the_source_and_why(
+    tmp_path: Path, entry: dict[str, Any], reason: str
+) -> None:
+    reference, _ = breast_cancer()
+    if entry.get("reference") == "REF":
+        entry = {**entry, "reference": save_reference(tmp_path, reference, ".npy")}
+    with pytest.raises(DetectorLoadError, match=reason) as error:
+        make_runner(tmp_path, [entry])
+    assert "model tests/m, detector 'x'" in str(error.value)
