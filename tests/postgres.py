@@ -47,7 +47,7 @@ def local_postgres(*, durable: bool = False) -> Iterator[str]:
     bin_dir = postgres_bin()
     if bin_dir is None:
         raise RuntimeError(
-            "no PostgreSQL server binaries (apt install postgresql), and $INFERSIGHT_TEST_POSTGRES_URL is unset"
+            "no PostgreSQL server binaries (apt install postgresql) and no $INFERSIGHT_TEST_POSTGRES_URL"
         )
     prefix, uid, gid = _run_as()
     root = Path(tempfile.mkdtemp(prefix="infersight-pg-"))

@@ -1,4 +1,4 @@
-"""Inference records for the store tests, decoded from real KServe v1 and Open Inference Protocol v2 bodies."""
+"""Records for the store tests, decoded from real KServe v1 and Open Inference Protocol v2 bodies."""
 
 from __future__ import annotations
 

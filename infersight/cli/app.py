@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from infersight.cli import ingest, kafka, worker
+from infersight.cli import api, db, export, ingest, kafka, query, worker
 from infersight.cli.context import CliError, State
 
 app = typer.Typer(
@@ -22,6 +22,10 @@ app = typer.Typer(
 app.add_typer(kafka.app, name="kafka")
 app.command("ingest")(ingest.ingest)
 app.command("worker")(worker.worker)
+app.command("query")(query.query)
+app.command("export")(export.export)
+app.command("api")(api.api)
+app.add_typer(db.app, name="db")
 
 errors = Console(stderr=True, soft_wrap=True)
 

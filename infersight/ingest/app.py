@@ -84,6 +84,11 @@ def create_api(settings: Settings, registry: CollectorRegistry | None = None) ->
             headers={"Retry-After": retry_after},
         )
 
+    if settings.api.enabled:
+        from infersight.sinks.api import mount_query_api
+
+        mount_query_api(api, settings)
+
     @api.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

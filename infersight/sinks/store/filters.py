@@ -90,11 +90,8 @@ def _in_drift_window() -> ColumnElement[bool]:
 
 def _detection_window(connection: Connection, detection_id: str) -> list[Any]:
     d, i = DETECTIONS.c, INFERENCES.c
-    row = connection.execute(
-        select(d.namespace, d.inferenceservice, d.endpoint, d.window_start, d.window_end, d.request_ids).where(
-            d.id == detection_id
-        )
-    ).first()
+    columns = (d.namespace, d.inferenceservice, d.endpoint, d.window_start, d.window_end, d.request_ids)
+    row = connection.execute(select(*columns).where(d.id == detection_id)).first()
     if row is None:
         raise QueryError(f"no detection with id {detection_id!r}")
     conditions = [i.namespace == row.namespace, i.inferenceservice == row.inferenceservice]

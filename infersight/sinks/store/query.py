@@ -5,8 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Any, cast
 
-from sqlalchemy import Engine, Integer, Table, case, func, select
-from sqlalchemy.sql.functions import coalesce
+from sqlalchemy import Engine, Integer, Select, Table, case, func, select
 
 from infersight.records import DRIFT
 from infersight.sinks.store import cursor as cursors
@@ -23,54 +22,78 @@ from infersight.sinks.store.models import ModelAccuracy
 from infersight.sinks.store.views import Detection, DetectionPage, ModelSummary, Payload, PayloadPage
 
 ACCURACY = cast(Table, ModelAccuracy.__table__)
+ModelKey = tuple[str, str, str]
 
 _SUMMARY = (
     "id", "request_id", "namespace", "inferenceservice", "endpoint", "time", "protocol", "instances",
     "outlier", "outlier_score", "adversarial", "adversarial_score", "prediction", "label", "label_time",
-    "correct", "request_time", "response_time", "inputs", "outputs", "scores", "metadata",
-    "request_attributes", "response_attributes",
+    "correct", "request_time", "response_time",
 )  # fmt: skip
+_DETAIL = ("inputs", "outputs", "scores", "metadata", "request_attributes", "response_attributes")
 
 
 def _count(condition: Any) -> Any:
-    return func.sum(case((condition, 1), else_=0)).cast(Integer)
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0).cast(Integer)
+
+
+def _inference_counts() -> Select[Any]:
+    i = INFERENCES.c
+    return select(
+        i.namespace,
+        i.inferenceservice,
+        i.endpoint,
+        func.count().label("inferences"),
+        func.min(i.time).label("first_seen"),
+        func.max(i.time).label("last_seen"),
+        _count(i.outlier.is_(True)).label("outliers"),
+        _count(i.adversarial.is_(True)).label("adversarial"),
+        _count(i.label.is_not(None)).label("labelled"),
+    ).group_by(i.namespace, i.inferenceservice, i.endpoint)
+
+
+def _detection_counts() -> Select[Any]:
+    d = DETECTIONS.c
+    return select(
+        d.namespace,
+        d.inferenceservice,
+        d.endpoint,
+        func.count().label("detections"),
+        _count((d.kind == DRIFT) & d.detected.is_(True)).label("drift_detected"),
+        func.min(d.time).label("first_seen"),
+        func.max(d.time).label("last_seen"),
+    ).group_by(d.namespace, d.inferenceservice, d.endpoint)
+
+
+def _key(row: Any) -> ModelKey:
+    return (row["namespace"], row["inferenceservice"], row["endpoint"])
 
 
 def list_models(engine: Engine) -> list[ModelSummary]:
     """Every model with stored inferences or detections: counts, first and last seen, accuracy."""
-    i, d, a = INFERENCES.c, DETECTIONS.c, ACCURACY.c
-    key = ("namespace", "inferenceservice", "endpoint")
-    inferences = select(
-        i.namespace, i.inferenceservice, i.endpoint,
-        func.count().label("inferences"), func.min(i.time).label("first_seen"), func.max(i.time).label("last_seen"),
-        _count(i.outlier.is_(True)).label("outliers"), _count(i.adversarial.is_(True)).label("adversarial"),
-        _count(i.label.is_not(None)).label("labelled"),
-    ).group_by(i.namespace, i.inferenceservice, i.endpoint)  # fmt: skip
-    detections = select(
-        d.namespace, d.inferenceservice, d.endpoint, func.count().label("detections"),
-        _count((d.kind == DRIFT) & d.detected.is_(True)).label("drift_detected"),
-        func.min(d.time).label("first_seen"), func.max(d.time).label("last_seen"),
-    ).group_by(d.namespace, d.inferenceservice, d.endpoint)  # fmt: skip
+    empty = {"inferences": 0, "outliers": 0, "adversarial": 0, "labelled": 0, "detections": 0}
+    found: dict[ModelKey, dict[str, Any]] = {}
+    a = ACCURACY.c
     with engine.connect() as connection:
-        found: dict[tuple[str, str, str], dict[str, Any]] = {}
-        for row in connection.execute(inferences).mappings():
-            found[tuple(row[k] for k in key)] = {  # type: ignore[index]
-                **row, "detections": 0, "drift_detected": 0, "accuracy": None
-            }
-        for row in connection.execute(detections).mappings():
-            model = cast(tuple[str, str, str], tuple(row[k] for k in key))
-            entry = found.setdefault(
-                model,
-                {**row, "inferences": 0, "outliers": 0, "adversarial": 0, "labelled": 0, "accuracy": None},
-            )
+        for row in connection.execute(_inference_counts()).mappings():
+            found[_key(row)] = {**empty, "drift_detected": 0, "accuracy": None, **row}
+        for row in connection.execute(_detection_counts()).mappings():
+            entry = found.setdefault(_key(row), {**empty, "accuracy": None, **row})
             entry.update(detections=row["detections"], drift_detected=row["drift_detected"])
             entry["first_seen"] = min(entry["first_seen"], row["first_seen"])
             entry["last_seen"] = max(entry["last_seen"], row["last_seen"])
-        for row in connection.execute(select(a.namespace, a.inferenceservice, a.endpoint, a.labelled, a.correct)):
-            model = (row.namespace, row.inferenceservice, row.endpoint)
-            if model in found and row.labelled:
-                found[model]["accuracy"] = row.correct / row.labelled
+        accuracy = select(a.namespace, a.inferenceservice, a.endpoint, a.labelled, a.correct)
+        for row in connection.execute(accuracy).mappings():
+            if _key(row) in found and row["labelled"]:
+                found[_key(row)]["accuracy"] = row["correct"] / row["labelled"]
     return [ModelSummary.model_validate(found[model]) for model in sorted(found)]
+
+
+def _next_cursor(rows: list[dict[str, Any]], limit: int) -> str | None:
+    """The cursor after the page's last row, when the query found one row more than the page holds."""
+    if len(rows) <= limit:
+        return None
+    last = rows[limit - 1]
+    return cursors.encode(last["time"], last["id"])
 
 
 def list_payloads(
@@ -84,24 +107,24 @@ def list_payloads(
 ) -> PayloadPage:
     """One page of stored inferences, newest first; ``detail`` adds tensors, scores and attributes."""
     c = INFERENCES.c
-    names = _SUMMARY if detail else _SUMMARY[: _SUMMARY.index("inputs")]
-    columns = [c[name] for name in names]
-    if bodies:
-        columns += [c.request_body, c.response_body]
+    names = [*_SUMMARY, *(_DETAIL if detail else ()), *(("request_body", "response_body") if bodies else ())]
     with engine.connect() as connection:
         conditions = payload_conditions(connection, where)
         if cursor:
             conditions.append(cursors.after(c.time, c.id, cursor))
-        query = select(*columns).where(all_of(conditions)).order_by(c.time.desc(), c.id.desc()).limit(limit + 1)
+        query = (
+            select(*(c[name] for name in names))
+            .where(all_of(conditions))
+            .order_by(c.time.desc(), c.id.desc())
+            .limit(limit + 1)
+        )
         rows = [dict(row) for row in connection.execute(query).mappings()]
     for row in rows:
         for side in ("request_body", "response_body"):
             if row.get(side) is not None:
                 row[side] = base64.b64encode(row[side]).decode()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = cursors.encode(rows[-1]["time"], rows[-1]["id"]) if more else None
-    return PayloadPage(items=[Payload.model_validate(row) for row in rows], next_cursor=next_cursor)
+    items = [Payload.model_validate(row) for row in rows[:limit]]
+    return PayloadPage(items=items, next_cursor=_next_cursor(rows, limit))
 
 
 def list_detections(
@@ -116,17 +139,13 @@ def list_detections(
     query = select(*columns).where(all_of(conditions)).order_by(c.time.desc(), c.id.desc()).limit(limit + 1)
     with engine.connect() as connection:
         rows = [dict(row) for row in connection.execute(query).mappings()]
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = cursors.encode(rows[-1]["time"], rows[-1]["id"]) if more else None
-    return DetectionPage(items=[Detection.model_validate(row) for row in rows], next_cursor=next_cursor)
+    items = [Detection.model_validate(row) for row in rows[:limit]]
+    return DetectionPage(items=items, next_cursor=_next_cursor(rows, limit))
 
 
 def count_payloads(engine: Engine, where: PayloadFilter) -> int:
     """How many stored inferences match: the export's progress total."""
     with engine.connect() as connection:
-        query = select(func.count()).select_from(INFERENCES).where(all_of(payload_conditions(connection, where)))
+        matching = all_of(payload_conditions(connection, where))
+        query = select(func.count()).select_from(INFERENCES).where(matching)
         return int(connection.execute(query).scalar_one())
-
-
-__all__ = ["coalesce", "count_payloads", "list_detections", "list_models", "list_payloads"]

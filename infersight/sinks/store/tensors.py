@@ -7,10 +7,12 @@ export uses to split values, so that an export knows its columns from a ``SELECT
 from __future__ import annotations
 
 import base64
+import math
 from collections.abc import Sequence
 from typing import Any, Final
 
 import numpy as np
+import orjson
 
 from infersight.records import Payload, Tensor
 
@@ -36,6 +38,9 @@ def _values(array: np.ndarray[Any, Any]) -> Any:
     if array.dtype == object:
         flat = [_text(v) if isinstance(v, bytes) else v for v in array.reshape(-1).tolist()]
         return np.asarray(flat, dtype=object).reshape(array.shape).tolist()
+    if array.dtype.kind == "f" and array.dtype.itemsize < 8:
+        # The shortest decimal that reads back as the same FP32/FP16 value (0.1, not 0.10000000149011612).
+        return orjson.loads(orjson.dumps(array, option=orjson.OPT_SERIALIZE_NUMPY))
     return array.tolist()
 
 
@@ -74,7 +79,7 @@ def instance_count(tensors: Sequence[dict[str, Any]]) -> int:
 def _width(tensor: dict[str, Any], instances: int) -> int:
     """Values per instance: the tensor split along its first axis, or whole when it does not fit."""
     shape = tensor["shape"]
-    size = int(np.prod(shape)) if shape else 1
+    size = int(math.prod(shape))
     if shape and instances and shape[0] == instances:
         return size // instances
     return size

@@ -1,0 +1,101 @@
+"""What ``query``, ``export``, ``api`` and ``db`` share: the store option, filters, one-line errors."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from infersight.cli.context import CliError, settings_of
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+Store = Annotated[
+    str | None, typer.Option("--store", "-s", help="Store URL (store.url), e.g. postgresql://user@host/db.")
+]
+Namespace = Annotated[str | None, typer.Option("--namespace", "-n", help="Only this namespace.")]
+Model = Annotated[str | None, typer.Option("--model", "-m", help="Only this InferenceService.")]
+Endpoint = Annotated[
+    str | None, typer.Option("--endpoint", "-e", help="Only this endpoint (default, canary).")
+]
+Since = Annotated[
+    str | None, typer.Option(help="From this time: RFC 3339 (2025-03-01T12:00Z) or an age (15m, 2h, 7d).")
+]
+Until = Annotated[str | None, typer.Option(help="Before this time, same forms as --since.")]
+Labelled = Annotated[
+    bool | None, typer.Option("--labelled/--unlabelled", help="Only inferences with (or without) a label.")
+]
+InDrift = Annotated[
+    bool | None,
+    typer.Option("--in-drift/--outside-drift", help="Only inferences inside (outside) a window with drift."),
+]
+DetectionId = Annotated[
+    str | None, typer.Option("--detection", help="Only inferences in this detection's window.")
+]
+
+_AGE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_time(text: str | None, option: str) -> datetime | None:
+    """An RFC 3339 time (UTC when it names no zone) or an age back from now."""
+    if text is None:
+        return None
+    if match := _AGE.match(text.strip()):
+        return datetime.now(UTC) - timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise CliError(f"{option}: expected an RFC 3339 time or an age like 15m, got {text!r}") from exc
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+def store_url(ctx: typer.Context, override: str | None) -> str:
+    return override or settings_of(ctx).store.url
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a ``sqlite:///`` URL; None for other databases and in-memory SQLite."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url.removeprefix("sqlite:///").split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+@contextlib.contextmanager
+def store_errors() -> Iterator[None]:
+    """Database and store errors as one line: the driver's first line, not a traceback."""
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+    from infersight.sinks.store import StoreError
+    from infersight.sinks.store.filters import QueryError
+
+    try:
+        yield
+    except (StoreError, QueryError) as exc:
+        raise CliError(str(exc)) from exc
+    except DBAPIError as exc:
+        first = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
+        raise CliError(f"database error: {first}") from exc
+    except SQLAlchemyError as exc:
+        raise CliError(f"database error: {str(exc).splitlines()[0]}") from exc
+
+
+def open_for_reading(url: str) -> Engine:
+    """The store's engine for reading; refuses a store that does not exist or is not migrated."""
+    from infersight.sinks.store import make_engine
+    from infersight.sinks.store.migrate import require_current
+
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        raise CliError(f"no store at {path} (a worker creates it; or run `infersight db upgrade`)")
+    with store_errors():
+        engine = make_engine(url)
+        require_current(engine)
+    return engine

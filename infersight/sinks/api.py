@@ -1,0 +1,182 @@
+"""The query API: ``GET /v1/models``, ``/v1/payloads``, ``/v1/detections``, with an optional bearer token.
+
+A router, so that ``infersight api`` serves it alone and the ingest can mount it (``api.enabled``).
+The handlers are plain functions: FastAPI runs them in its thread pool, off the event loop.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+
+from infersight.config import ApiConfig, Settings
+from infersight.sinks.store.engine import make_engine
+from infersight.sinks.store.filters import DetectionFilter, PayloadFilter, QueryError
+from infersight.sinks.store.migrate import require_current, upgrade
+from infersight.sinks.store.query import list_detections, list_models, list_payloads
+from infersight.sinks.store.views import DetectionPage, ModelSummary, PayloadPage
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "A filter or cursor that cannot be used.", "content": {"application/json": {}}},
+    401: {"description": "Missing or invalid bearer token (when tokens are configured)."},
+}
+
+
+# At module level: with postponed annotations FastAPI resolves these names in the module's globals.
+Limit = Annotated[int, Query(ge=1, description="Items per page (at most api.max_page_size).")]
+Cursor = Annotated[str | None, Query(description="next_cursor of the previous page.")]
+Since = Annotated[datetime | None, Query(description="From this time (RFC 3339), inclusive.")]
+Until = Annotated[datetime | None, Query(description="Until this time (RFC 3339), exclusive.")]
+Flag = Annotated[bool | None, Query(description="Flagged (true) or not (false).")]
+InDrift = Annotated[bool | None, Query(description="Inside (true) or outside a window with drift found.")]
+InDetection = Annotated[str | None, Query(description="Inside this detection's window.")]
+Detail = Annotated[bool, Query(description="Include tensors, scores and attributes.")]
+Bodies = Annotated[bool, Query(description="Include the raw bodies, base64.")]
+Kind = Annotated[str | None, Query(pattern="^(drift|outlier|adversarial)$")]
+
+
+class Unauthorized(Exception):
+    """No or a wrong bearer token."""
+
+
+def bearer_check(config: ApiConfig) -> Callable[[str | None], None]:
+    """A dependency that refuses requests without one of the configured tokens (constant-time compare)."""
+    tokens = [token.get_secret_value().encode() for token in config.auth_tokens]
+
+    def check(authorization: Annotated[str | None, Header(include_in_schema=False)] = None) -> None:
+        if not tokens:
+            return
+        scheme, _, presented = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not presented:
+            raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
+        matched = False
+        for token in tokens:
+            matched |= hmac.compare_digest(presented.strip().encode(), token)
+        if not matched:
+            raise Unauthorized("invalid bearer token")
+
+    return check
+
+
+def query_router(engine: Engine, config: ApiConfig) -> APIRouter:
+    """``/v1/...`` over the store behind ``engine``."""
+    router = APIRouter(
+        prefix="/v1", tags=["query"], dependencies=[Depends(bearer_check(config))], responses=_ERRORS
+    )
+
+    def page_size(limit: int) -> int:
+        if limit > config.max_page_size:
+            raise QueryError(f"limit must be at most {config.max_page_size} (api.max_page_size)")
+        return limit
+
+    @router.get("/models", summary="Models with stored inferences or detections")
+    def models() -> list[ModelSummary]:
+        return list_models(engine)
+
+    @router.get("/payloads", summary="Stored inferences, newest first")
+    def payloads(
+        namespace: str | None = None,
+        inferenceservice: str | None = None,
+        endpoint: str | None = None,
+        since: Since = None,
+        until: Until = None,
+        outlier: Flag = None,
+        adversarial: Flag = None,
+        labelled: bool | None = None,
+        in_drift: InDrift = None,
+        detection: InDetection = None,
+        limit: Limit = 100,
+        cursor: Cursor = None,
+        detail: Detail = True,
+        bodies: Bodies = False,
+    ) -> PayloadPage:
+        where = PayloadFilter(
+            namespace=namespace,
+            inferenceservice=inferenceservice,
+            endpoint=endpoint,
+            since=since,
+            until=until,
+            outlier=outlier,
+            adversarial=adversarial,
+            labelled=labelled,
+            in_drift=in_drift,
+            detection=detection,
+        )
+        size = page_size(limit)
+        return list_payloads(engine, where, limit=size, cursor=cursor, detail=detail, bodies=bodies)
+
+    @router.get("/detections", summary="Drift, outlier and adversarial detections, newest first")
+    def detections(
+        namespace: str | None = None,
+        inferenceservice: str | None = None,
+        endpoint: str | None = None,
+        since: Since = None,
+        until: Until = None,
+        kind: Kind = None,
+        detector: str | None = None,
+        detected: bool | None = None,
+        limit: Limit = 100,
+        cursor: Cursor = None,
+    ) -> DetectionPage:
+        where = DetectionFilter(
+            namespace=namespace,
+            inferenceservice=inferenceservice,
+            endpoint=endpoint,
+            since=since,
+            until=until,
+            kind=kind,
+            detector=detector,
+            detected=detected,
+        )
+        return list_detections(engine, where, limit=page_size(limit), cursor=cursor)
+
+    return router
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Errors as ``{"error": ...}``, the same shape as the ingest's."""
+
+    async def bad_query(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+
+    async def unauthorized(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+    app.add_exception_handler(QueryError, bad_query)
+    app.add_exception_handler(Unauthorized, unauthorized)
+
+
+def create_query_app(engine: Engine, config: ApiConfig) -> FastAPI:
+    """The application ``infersight api`` serves: the query routes, ``/healthz`` and the OpenAPI document."""
+    app = FastAPI(title="infersight query API", summary="Stored payloads, detections and models.")
+    app.include_router(query_router(engine, config))
+    add_error_handlers(app)
+
+    @app.get("/healthz", summary="The process is up")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def open_store(url: str, migrate: bool) -> Engine:
+    """The store's engine for reading, migrated first when configured, else checked to be current."""
+    engine = make_engine(url)
+    if migrate:
+        upgrade(engine)
+    else:
+        require_current(engine)
+    return engine
+
+
+def mount_query_api(app: FastAPI, settings: Settings) -> None:
+    """Serve ``/v1/...`` from ``app`` too (the ingest does when ``api.enabled``)."""
+    engine = open_store(settings.store.url, settings.store.migrate_on_start)
+    app.include_router(query_router(engine, settings.api))
+    add_error_handlers(app)

@@ -1,0 +1,236 @@
+"""Query filters, keyset pagination and the HTTP API over a real store (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from typer.testing import CliRunner
+
+from infersight.cli.app import app as cli
+from infersight.config import ApiConfig
+from infersight.records import Detection
+from infersight.sinks.api import create_query_app
+from infersight.sinks.store import SqlStore
+from infersight.sinks.store.filters import DetectionFilter, PayloadFilter, QueryError
+from infersight.sinks.store.query import count_payloads, list_detections, list_models, list_payloads
+from tests.store_data import (
+    BASE_TIME,
+    DIGITS,
+    IRIS,
+    IRIS_CANARY,
+    adversarial_score,
+    feedback_event,
+    outlier_score,
+    record,
+    v1_request,
+    v1_response,
+)
+
+ROWS = 30
+
+
+def drift(
+    detection_id: str, start_s: float, end_s: float, detected: bool, request_ids: tuple[str, ...] = ()
+) -> Detection:
+    return Detection(
+        id=detection_id,
+        detector="ks",
+        kind="drift",
+        model=IRIS,
+        detected=detected,
+        statistic=0.5,
+        p_value=0.01 if detected else 0.5,
+        threshold=0.05,
+        window_start=BASE_TIME.timestamp() + start_s,
+        window_end=BASE_TIME.timestamp() + end_s,
+        request_ids=request_ids,
+        instances=len(request_ids) or 5,
+    )
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[SqlStore]:
+    """30 iris inferences a second apart (every 5th an outlier, every 7th adversarial, canary for odd
+    ones), 3 digits inferences, a drift window over seconds 10-14, a quiet window over 20-24."""
+    opened = SqlStore(store_url)
+    records = [
+        record(
+            f"iris-{n:02d}",
+            v1_request([[5.0 + n / 10, 3.0, 1.5, 0.2]]),
+            v1_response([n % 3]),
+            model=IRIS_CANARY if n % 2 else IRIS,
+            offset_s=n,
+            scores=(outlier_score(2.0 if n % 5 == 0 else 0.1), adversarial_score(0.9 if n % 7 == 0 else 0.1)),
+        )
+        for n in range(ROWS)
+    ]
+    records += [
+        record(f"digit-{n}", v1_request([[0.0] * 64]), v1_response([n]), model=DIGITS, offset_s=n)
+        for n in range(3)
+    ]
+    opened.write(
+        records,
+        [drift("window-a", 10, 14, True), drift("window-b", 20, 24, False, ("iris-20", "iris-22"))],
+        [feedback_event("fb-1", "iris-01", 1), feedback_event("fb-2", "iris-02", 0)],
+    )
+    yield opened
+    opened.close()
+
+
+def ids(where: PayloadFilter, store: SqlStore) -> list[str]:
+    return [p.request_id for p in list_payloads(store.engine, where, limit=1000).items]
+
+
+def test_every_page_once_newest_first(store: SqlStore) -> None:
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        page = list_payloads(
+            store.engine, PayloadFilter(inferenceservice="iris"), limit=7, cursor=cursor, detail=False
+        )
+        seen += [p.request_id for p in page.items]
+        pages += 1
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert pages == 5
+    assert seen == [f"iris-{n:02d}" for n in reversed(range(ROWS))]
+
+
+def test_filters_by_model_endpoint_and_time(store: SqlStore) -> None:
+    assert ids(PayloadFilter(namespace="vision"), store) == ["digit-2", "digit-1", "digit-0"]
+    canary = ids(PayloadFilter(inferenceservice="iris", endpoint="canary"), store)
+    assert canary == [f"iris-{n:02d}" for n in reversed(range(1, ROWS, 2))]
+    window = PayloadFilter(
+        inferenceservice="iris",
+        since=BASE_TIME + timedelta(seconds=5),
+        until=BASE_TIME + timedelta(seconds=8),
+    )
+    assert ids(window, store) == ["iris-07", "iris-06", "iris-05"]
+    assert count_payloads(store.engine, window) == 3
+
+
+def test_filters_by_flags_and_labels(store: SqlStore) -> None:
+    outliers = ids(PayloadFilter(inferenceservice="iris", outlier=True), store)
+    assert outliers == [f"iris-{n:02d}" for n in reversed(range(0, ROWS, 5))]
+    adversarial = ids(PayloadFilter(inferenceservice="iris", adversarial=True), store)
+    assert adversarial == [f"iris-{n:02d}" for n in reversed(range(0, ROWS, 7))]
+    clean = ids(PayloadFilter(outlier=False, adversarial=False), store)
+    assert len(clean) == ROWS - len(set(outliers) | set(adversarial)) + 3  # digits ran no detector
+    assert ids(PayloadFilter(labelled=True), store) == ["iris-02", "iris-01"]
+
+
+def test_filters_by_drift_windows(store: SqlStore) -> None:
+    # The drift window is the default endpoint's: canary inferences at the same time are outside it.
+    assert ids(PayloadFilter(in_drift=True), store) == ["iris-14", "iris-12", "iris-10"]
+    assert len(ids(PayloadFilter(in_drift=False), store)) == ROWS + 3 - 3
+    assert ids(PayloadFilter(detection="window-a"), store) == ["iris-14", "iris-12", "iris-10"]
+    assert ids(PayloadFilter(detection="window-b"), store) == ["iris-22", "iris-20"]  # by its request ids
+    with pytest.raises(QueryError, match="no detection"):
+        ids(PayloadFilter(detection="nope"), store)
+
+
+def test_detections_and_models(store: SqlStore) -> None:
+    drifted = list_detections(store.engine, DetectionFilter(detected=True)).items
+    assert [d.id for d in drifted] == ["window-a"]
+    overlapping = DetectionFilter(since=BASE_TIME + timedelta(seconds=22), kind="drift")
+    assert [d.id for d in list_detections(store.engine, overlapping).items] == ["window-b"]
+    first = list_detections(store.engine, DetectionFilter(), limit=1)
+    second = list_detections(store.engine, DetectionFilter(), limit=1, cursor=first.next_cursor)
+    assert [first.items[0].id, second.items[0].id] == ["window-b", "window-a"] and second.next_cursor is None
+
+    models = {(m.inferenceservice, m.endpoint): m for m in list_models(store.engine)}
+    assert set(models) == {("iris", "default"), ("iris", "canary"), ("digits", "default")}
+    default = models[("iris", "default")]
+    assert (default.inferences, default.outliers, default.labelled, default.accuracy) == (15, 3, 1, 0.0)
+    assert default.detections == 2 and default.drift_detected == 1
+    assert models[("iris", "canary")].accuracy == 1.0
+    assert default.last_seen == BASE_TIME + timedelta(seconds=28)
+
+
+def test_filter_values_are_bound_not_spliced(store: SqlStore) -> None:
+    hostile = PayloadFilter(namespace="models' OR '1'='1")
+    assert ids(hostile, store) == []
+    assert count_payloads(store.engine, PayloadFilter()) == ROWS + 3
+
+
+def test_http_api_pages_filters_and_documents_itself(store: SqlStore) -> None:
+    client = TestClient(create_query_app(store.engine, ApiConfig(auth_tokens=[SecretStr("s3cret")])))
+    assert client.get("/v1/models").status_code == 401
+    auth = {"Authorization": "Bearer s3cret"}
+    assert client.get("/v1/models", headers={"Authorization": "Bearer wrong"}).json() == {
+        "error": "invalid bearer token"
+    }
+
+    models = client.get("/v1/models", headers=auth).json()
+    assert {(m["inferenceservice"], m["endpoint"], m["inferences"]) for m in models} == {
+        ("iris", "default", 15),
+        ("iris", "canary", 15),
+        ("digits", "default", 3),
+    }
+    page = client.get(
+        "/v1/payloads",
+        params={"model": "x", "inferenceservice": "iris", "outlier": "true", "limit": 4},
+        headers=auth,
+    ).json()
+    assert [p["request_id"] for p in page["items"]] == ["iris-25", "iris-20", "iris-15", "iris-10"]
+    assert page["items"][0]["inputs"][0]["data"] == [[7.5, 3.0, 1.5, 0.2]]
+    rest = client.get(
+        "/v1/payloads",
+        params={"inferenceservice": "iris", "outlier": "true", "limit": 4, "cursor": page["next_cursor"]},
+        headers=auth,
+    ).json()
+    assert [p["request_id"] for p in rest["items"]] == ["iris-05", "iris-00"] and rest["next_cursor"] is None
+    bodies = client.get(
+        "/v1/payloads", params={"namespace": "vision", "limit": 1, "bodies": "true"}, headers=auth
+    ).json()
+    assert bodies["items"][0]["request_body"]  # base64 of the raw body
+
+    detections = client.get(
+        "/v1/detections", params={"kind": "drift", "detected": "true"}, headers=auth
+    ).json()
+    assert [d["id"] for d in detections["items"]] == ["window-a"]
+    assert client.get("/v1/payloads", params={"cursor": "garbage"}, headers=auth).status_code == 400
+    assert client.get("/v1/payloads", params={"limit": 0}, headers=auth).status_code == 422
+    assert (
+        client.get("/v1/payloads", params={"since": "2025-03-01T12:00:28Z"}, headers=auth).json()["items"][0][
+            "request_id"
+        ]
+        == "iris-29"
+    )
+    schema = client.get("/openapi.json").json()
+    assert {"/v1/models", "/v1/payloads", "/v1/detections"} <= set(schema["paths"])
+
+
+def test_cli_query_lists_payloads_detections_and_models(store: SqlStore) -> None:
+    url = store.engine.url.render_as_string(hide_password=False)
+    runner = CliRunner(env={"COLUMNS": "200"})
+    result = runner.invoke(cli, ["query", "--store", url, "--model", "iris", "--outlier", "--json"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    assert len(lines) == 6 and '"outlier":true' in lines[0]
+    models = runner.invoke(cli, ["query", "models", "--store", url])
+    assert models.exit_code == 0 and "vision/digits" in models.stdout
+    detections = runner.invoke(cli, ["query", "detections", "--store", url, "--kind", "drift", "--json"])
+    assert detections.exit_code == 0 and detections.stdout.count('"kind":"drift"') == 2
+    bad = runner.invoke(cli, ["query", "--store", url, "--since", "last week"])
+    assert bad.exit_code != 0
+
+
+def test_the_ingest_serves_the_query_api_when_enabled(store: SqlStore) -> None:
+    from infersight.config import Settings
+    from infersight.ingest.app import create_api
+
+    url = store.engine.url.render_as_string(hide_password=False)
+    settings = Settings.model_validate({"store": {"url": url}, "api": {"enabled": True}})
+    api, _ = create_api(settings)
+    client = TestClient(api)  # no lifespan: the Kafka producer is not started, the query routes need none
+    models = client.get("/v1/models").json()
+    assert {m["inferenceservice"] for m in models} == {"iris", "digits"}
+    disabled, _ = create_api(Settings.model_validate({"store": {"url": url}}))
+    assert TestClient(disabled).get("/v1/models").status_code == 404

@@ -1,0 +1,260 @@
+"""The SQL store on SQLite and on a real PostgreSQL: one row per inference, merges, feedback, metrics."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from prometheus_client import CollectorRegistry
+from sqlalchemy import select, text
+
+from infersight.records import Detection, ModelRef
+from infersight.sinks.store import SqlStore, StoreError, StoreMetrics, make_engine
+from infersight.sinks.store.models import Base, DetectionRow, Inference
+from tests.store_data import (
+    BASE_TIME,
+    IRIS,
+    IRIS_CANARY,
+    adversarial_score,
+    feedback_event,
+    outlier_score,
+    record,
+    seldon_feedback_event,
+    v1_request,
+    v1_response,
+    v2_request,
+    v2_response,
+)
+
+SETOSA = [5.1, 3.5, 1.4, 0.2]
+VIRGINICA = [6.7, 3.0, 5.2, 2.3]
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[SqlStore]:
+    opened = SqlStore(store_url)
+    yield opened
+    opened.close()
+
+
+def rows(store: SqlStore, table: str) -> list[dict[str, Any]]:
+    with store.engine.connect() as connection:
+        return [dict(row) for row in connection.execute(text(f"SELECT * FROM {table} ORDER BY 1")).mappings()]
+
+
+def inference(store: SqlStore, request_id: str) -> Inference:
+    from sqlalchemy.orm import Session
+
+    with Session(store.engine) as session:
+        return session.execute(select(Inference).where(Inference.request_id == request_id)).scalar_one()
+
+
+def test_migrations_create_exactly_the_tables_of_the_models(store: SqlStore) -> None:
+    with store.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert differences == []
+
+
+def test_a_store_opened_without_migrating_refuses_an_empty_database(store_url: str) -> None:
+    with pytest.raises(StoreError, match="infersight db upgrade"):
+        SqlStore(store_url, migrate=False)
+    SqlStore(store_url).close()  # migrates
+    SqlStore(store_url, migrate=False).close()
+
+
+def test_a_batch_written_twice_leaves_one_row_per_inference_unchanged(store: SqlStore) -> None:
+    batch = [
+        record(
+            f"req-{n}", v1_request([SETOSA]), v1_response([0]), offset_s=n, scores=(outlier_score(0.2 * n),)
+        )
+        for n in range(10)
+    ]
+    detection = Detection(
+        id="drift-1",
+        detector="ks",
+        kind="drift",
+        model=IRIS,
+        detected=True,
+        statistic=0.61,
+        p_value=0.001,
+        threshold=0.05,
+        window_start=BASE_TIME.timestamp(),
+        window_end=BASE_TIME.timestamp() + 9,
+        request_ids=tuple(f"req-{n}" for n in range(10)),
+        instances=10,
+        features=("sepal_length", "petal_length"),
+        feature_statistics=(0.2, 0.61),
+        feature_p_values=(0.4, 0.001),
+    )
+    first = store.write(batch, [detection], [feedback_event("fb-1", "req-3", 0)])
+    snapshot = {
+        table: rows(store, table) for table in ("inferences", "detections", "feedback", "model_accuracy")
+    }
+    again = store.write(batch, [detection], [feedback_event("fb-1", "req-3", 0)])
+
+    assert (first.inferences, first.detections, first.feedback, first.labelled) == (10, 1, 1, 1)
+    assert (again.detections, again.feedback, again.labelled) == (0, 0, 0)
+    assert {table: rows(store, table) for table in snapshot} == snapshot
+    assert sorted(row["request_id"] for row in snapshot["inferences"]) == sorted(r.request_id for r in batch)
+
+
+def test_a_response_stored_first_is_completed_by_its_request(store: SqlStore) -> None:
+    response_only = record("r1", None, v2_response([[0.1, 0.2, 0.7]]), scores=(adversarial_score(0.9),))
+    request_only = record("r1", v2_request([VIRGINICA]), None, scores=(outlier_score(3.0),))
+    store.write([response_only])
+    assert inference(store, "r1").request_time is None
+    store.write([request_only])
+
+    row = inference(store, "r1")
+    assert len(rows(store, "inferences")) == 1
+    assert row.request_time == BASE_TIME and row.time == BASE_TIME
+    assert row.response_time == BASE_TIME + timedelta(milliseconds=20)
+    assert row.protocol == row.request_protocol == row.response_protocol == "oip-v2"
+    assert row.request_attributes is not None and row.request_attributes["type"].endswith(".request")
+    assert row.request_body is not None and b'"sepal"' in row.request_body
+    assert [t["name"] for t in row.inputs or []] == ["sepal", "petal_length", "petal_width"]
+    assert row.inputs is not None and row.inputs[0]["data"] == [[6.7, 3.0]]
+    assert row.prediction == [2]  # argmax of the probabilities
+    assert row.meta == {"User-Agent": ["curl/8.5.0"]}
+    # Each half's detector verdict is kept.
+    assert (row.outlier, row.outlier_score) == (True, 3.0)
+    assert (row.adversarial, row.adversarial_score) == (True, 0.9)
+    assert set(row.scores or {}) == {"iforest", "ae"}
+
+
+def test_halves_of_one_inference_in_one_batch_become_one_row(store: SqlStore) -> None:
+    counts = store.write([record("r2", v1_request([SETOSA]), None), record("r2", None, v1_response([0]))])
+    assert counts.inferences == 1
+    row = inference(store, "r2")
+    assert row.inputs is not None and row.outputs is not None and row.prediction == [0]
+
+
+def test_detections_keep_their_window_and_per_feature_values(store: SqlStore) -> None:
+    detection = Detection(
+        id="d-7",
+        detector="mmd",
+        kind="drift",
+        model=IRIS_CANARY,
+        detected=False,
+        statistic=0.01,
+        p_value=0.8,
+        threshold=0.05,
+        window_start=BASE_TIME.timestamp(),
+        window_end=BASE_TIME.timestamp() + 60,
+        request_ids=("a", "b"),
+        instances=2,
+        features=("f0", "f1"),
+        feature_statistics=(0.1, float("nan")),
+        feature_p_values=(0.9, 0.7),
+        time=BASE_TIME.timestamp() + 61,
+        algorithm="MMDDrift",
+    )
+    assert store.write(detections=[detection, detection]).detections == 1
+    from sqlalchemy.orm import Session
+
+    with Session(store.engine) as session:
+        row = session.get_one(DetectionRow, "d-7")
+    assert (row.namespace, row.inferenceservice, row.endpoint) == ("models", "iris", "canary")
+    assert (row.window_start, row.window_end) == (BASE_TIME, BASE_TIME + timedelta(seconds=60))
+    assert row.time == BASE_TIME + timedelta(seconds=61)
+    assert row.feature_statistics == [0.1, None] and row.feature_p_values == [0.9, 0.7]
+    assert (row.algorithm, row.statistic, row.p_value, row.detected) == ("MMDDrift", 0.01, 0.8, False)
+
+
+def test_feedback_before_the_inference_applies_when_it_arrives(store: SqlStore) -> None:
+    early = store.write(feedback=[feedback_event("fb-early", "late-req", 2)])
+    assert (early.feedback, early.labelled) == (1, 0)
+    assert early.feedback_by_model == {ModelRef("models", "iris", ""): 1}
+
+    counts = store.write([record("late-req", v1_request([VIRGINICA]), v1_response([2]))])
+    row = inference(store, "late-req")
+    assert (row.label, row.label_time, row.correct) == (2, BASE_TIME, True)
+    assert counts.labelled == 1
+    assert counts.accuracy == {IRIS: counts.accuracy[IRIS]} and counts.accuracy[IRIS].ratio == 1.0
+
+
+def test_feedback_after_the_inference_sets_the_label_and_the_accuracy(store: SqlStore) -> None:
+    store.write(
+        [
+            record("p1", v1_request([SETOSA]), v1_response([0])),
+            record("p2", v1_request([VIRGINICA]), v1_response([1]), offset_s=1),
+            record("p3", v2_request([SETOSA, VIRGINICA]), v2_response([[0.8, 0.1, 0.1], [0.1, 0.1, 0.8]])),
+            record("p4", v1_request([SETOSA]), None),  # no response yet: nothing to compare
+        ]
+    )
+    counts = store.write(
+        feedback=[
+            feedback_event("f1", "p1", 0),
+            feedback_event("f2", "p2", [2]),
+            feedback_event("f3", "p3", [[0], [2]]),
+            feedback_event("f4", "p4", "setosa", model=None),  # names no model: matched by request id
+        ]
+    )
+    assert counts.labelled == 4
+    assert [inference(store, r).correct for r in ("p1", "p2", "p3", "p4")] == [True, False, True, None]
+    assert inference(store, "p4").label == "setosa"
+    assert counts.accuracy[IRIS].labelled == 3 and math.isclose(counts.accuracy[IRIS].ratio, 2 / 3)
+
+    # A later label replaces the earlier one, and the counts follow.
+    fixed = store.write(feedback=[feedback_event("f5", "p2", 1, at=BASE_TIME + timedelta(minutes=5))])
+    assert inference(store, "p2").label == 1 and inference(store, "p2").correct is True
+    assert (fixed.accuracy[IRIS].labelled, fixed.accuracy[IRIS].correct) == (3, 3)
+    assert store.accuracy()[IRIS].ratio == 1.0
+
+
+def test_seldon_feedback_names_the_prediction_by_its_puid(store: SqlStore) -> None:
+    store.write([record("puid-42", v1_request([SETOSA]), v1_response([0]))])
+    counts = store.write(feedback=[seldon_feedback_event("seldon-fb-1", "puid-42", [[0]])])
+    row = inference(store, "puid-42")
+    assert (row.label, row.correct) == ([[0]], True)
+    assert counts.feedback == 1
+    [stored] = rows(store, "feedback")
+    assert stored["reward"] == 1.0 and stored["type"] == "io.seldon.serving.feedback"
+
+
+def test_feedback_without_request_or_label_is_skipped_and_counted(store: SqlStore) -> None:
+    broken = feedback_event("bad", "", 1)
+    counts = store.write(feedback=[broken, feedback_event("good", "x", 1)])
+    assert (counts.feedback, counts.feedback_invalid) == (1, 1)
+
+
+def test_store_metrics_count_rows_feedback_and_accuracy(store: SqlStore) -> None:
+    registry = CollectorRegistry()
+    metrics = StoreMetrics(registry)
+    store.write([record("m1", v1_request([SETOSA]), v1_response([0]))])
+    metrics.observe(store.write([record("m2", v1_request([SETOSA]), v1_response([1]))]), seconds=0.01)
+    metrics.observe(store.write(feedback=[feedback_event("mf1", "m1", 0), feedback_event("mf2", "m2", 0)]))
+    model = {"namespace": "models", "inferenceservice": "iris", "endpoint": "default"}
+
+    assert registry.get_sample_value("infersight_store_rows_total", {"table": "inferences"}) == 1
+    assert registry.get_sample_value("infersight_store_rows_total", {"table": "feedback"}) == 2
+    assert registry.get_sample_value("infersight_feedback_total", {**model, "endpoint": ""}) == 2
+    assert registry.get_sample_value("infersight_model_accuracy", model) == 0.5
+    assert registry.get_sample_value("infersight_model_labelled_inferences", model) == 2
+    assert registry.get_sample_value("infersight_store_write_duration_seconds_count") == 1
+
+
+def test_postgresql_urls_use_psycopg(store_url: str) -> None:
+    engine = make_engine(store_url.replace("postgresql+psycopg://", "postgresql://"))
+    assert engine.dialect.name in ("sqlite", "postgresql")
+    if engine.dialect.name == "postgresql":
+        assert engine.dialect.driver == "psycopg"
+
+
+def test_db_upgrade_command_prepares_a_new_store(store_url: str) -> None:
+    from typer.testing import CliRunner
+
+    from infersight.cli.app import app as cli
+
+    runner = CliRunner()
+    first = runner.invoke(cli, ["db", "upgrade", "--store", store_url])
+    assert first.exit_code == 0, first.output
+    assert "empty → 0001" in first.stderr
+    again = runner.invoke(cli, ["db", "upgrade", "--store", store_url])
+    assert "up to date (revision 0001)" in again.stderr
+    SqlStore(store_url, migrate=False).close()
