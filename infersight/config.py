@@ -124,6 +124,8 @@ class StoreConfig(Section):
     """The SQL store: ``sqlite:///path`` (the default) or ``postgresql://user:password@host/db``."""
 
     url: str = "sqlite:///infersight.db"
+    #: Workers write every record, detection and feedback event here; off, they only publish.
+    enabled: bool = True
     #: Apply the store's migrations when a process opens it; off, it must be at the current revision.
     migrate_on_start: bool = True
 

@@ -125,16 +125,15 @@ def start_worker(bootstrap: str, topic: str, log_dir: Path, **env: str) -> Worke
     """``infersight worker`` in its own process, reading ``topic`` (plus what ``env`` configures)."""
     port = free_port()
     log = log_dir / f"worker-{port}.log"
-    environment = kafka_environment(
-        bootstrap,
-        topic,
-        INFERSIGHT_WORKER__STATE_DIR=str(log_dir / f"worker-state-{port}"),
-        INFERSIGHT_DETECTIONS__STATE_URI=str(log_dir / "detector-state"),
-        INFERSIGHT_DETECTIONS__CACHE_DIR=str(log_dir / "detector-cache"),
-        INFERSIGHT_WORKER__METRICS_HOST="127.0.0.1",
-        INFERSIGHT_WORKER__METRICS_PORT=str(port),
-        **env,
-    )
+    defaults = {
+        "INFERSIGHT_WORKER__STATE_DIR": str(log_dir / f"worker-state-{port}"),
+        "INFERSIGHT_DETECTIONS__STATE_URI": str(log_dir / "detector-state"),
+        "INFERSIGHT_DETECTIONS__CACHE_DIR": str(log_dir / "detector-cache"),
+        "INFERSIGHT_STORE__URL": f"sqlite:///{log_dir / 'store.db'}",
+        "INFERSIGHT_WORKER__METRICS_HOST": "127.0.0.1",
+        "INFERSIGHT_WORKER__METRICS_PORT": str(port),
+    }
+    environment = kafka_environment(bootstrap, topic, **{**defaults, **env})
     with log.open("ab") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "infersight", "worker"],

@@ -28,6 +28,7 @@ def worker(
     from infersight.detectors.metrics import DetectorMetrics
     from infersight.detectors.runner import DetectorRunner
     from infersight.detectors.state import StateStore
+    from infersight.sinks.store import SqlStore, StoreError
     from infersight.streams.worker import StreamWorker
 
     settings = settings_of(ctx)
@@ -60,6 +61,12 @@ def worker(
             loaded = load_all(settings.models, detections.cache_dir)
     except DetectorLoadError as exc:
         raise CliError(str(exc)) from exc
+    store = None
+    if settings.store.enabled:
+        try:
+            store = SqlStore.from_config(settings.store)
+        except StoreError as exc:
+            raise CliError(str(exc)) from exc
     registry = CollectorRegistry()
     runner = DetectorRunner(
         loaded,
@@ -67,6 +74,10 @@ def worker(
         StateStore(detections.state_uri, detections.state_storage_options),
     )
     stream_worker = StreamWorker(
-        settings, partitions=counts[settings.kafka.topics.payloads], runner=runner, registry=registry
+        settings,
+        partitions=counts[settings.kafka.topics.payloads],
+        runner=runner,
+        store=store,
+        registry=registry,
     )
     faust.Worker(stream_worker.app, loglevel=config.log_level, quiet=True).execute_from_commandline()

@@ -39,6 +39,11 @@ class StreamMetrics:
             ["type"],
             registry=registry,
         )
+        self.store_errors = Counter(
+            "infersight_store_errors_total",
+            "Store writes that failed and were retried.",
+            registry=registry,
+        )
         self.pending = Gauge(
             "infersight_pending_halves",
             "Requests or responses waiting for their other half in this worker.",

@@ -32,9 +32,20 @@ from infersight.binding import from_kafka_record
 from infersight.config import Settings
 from infersight.detectors.runner import DetectorRunner
 from infersight.eventformat import InvalidEvent
-from infersight.records import Detection, Half, InferenceRecord, Payload, RawEvent, event_type_label, half_of
+from infersight.records import (
+    FEEDBACK,
+    SELDON_FEEDBACK,
+    Detection,
+    Half,
+    InferenceRecord,
+    Payload,
+    RawEvent,
+    event_type_label,
+    half_of,
+)
 from infersight.sinks.detections import to_kafka
 from infersight.sinks.reply import ReplyPoster
+from infersight.sinks.store import SqlStore, StoreMetrics
 from infersight.streams.decode import DecodeError, decode_body
 from infersight.streams.metrics import StreamMetrics
 from infersight.streams.pairing import Pairer, partition_of
@@ -43,6 +54,9 @@ from infersight.streams.serialize import record_to_json
 log = logging.getLogger("infersight.worker")
 
 T = TypeVar("T")
+FEEDBACK_TYPES = frozenset({FEEDBACK, SELDON_FEEDBACK})
+#: Waits between attempts to write a batch the store refused (it is retried until it goes in).
+STORE_RETRY_SECONDS = (0.5, 1, 2, 5, 10, 30)
 REASON_HEADER = "infersight-deadletter-reason"
 ORIGIN_HEADER = "infersight-deadletter-origin"
 
@@ -91,14 +105,21 @@ class StreamWorker:
         settings: Settings,
         partitions: int,
         runner: DetectorRunner | None = None,
+        store: SqlStore | None = None,
         registry: CollectorRegistry | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry or CollectorRegistry()
         self.metrics = StreamMetrics(self.registry)
         self.runner = runner
-        # One thread: detectors are not thread-safe, and their order of calls is their state.
+        self.store = store
+        self.store_metrics = StoreMetrics(self.registry) if store is not None else None
+        if store is not None and self.store_metrics is not None:
+            self.store_metrics.set_accuracy(store.accuracy())
+        # One thread each: detectors are not thread-safe, and their order of calls is their state;
+        # the store writes one batch at a time, in order.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detectors")
+        self.store_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         detections = settings.detections
         self.reply = (
             ReplyPoster(
@@ -208,6 +229,31 @@ class StreamWorker:
     async def _in_thread(self, call: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, call, *args)
 
+    async def _store(
+        self,
+        records: Sequence[InferenceRecord] = (),
+        detections: Sequence[Detection] = (),
+        feedback: Sequence[RawEvent] = (),
+    ) -> None:
+        """Write to the store, retrying until it takes the batch: offsets wait, nothing is lost."""
+        if self.store is None or self.store_metrics is None or not (records or detections or feedback):
+            return
+        loop = asyncio.get_running_loop()
+        for attempt in range(1_000_000):
+            started = time.perf_counter()
+            try:
+                counts = await loop.run_in_executor(
+                    self.store_executor, self.store.write, records, detections, feedback
+                )
+            except Exception as exc:  # SQLAlchemy and driver errors: the database is away or refused
+                delay = STORE_RETRY_SECONDS[min(attempt, len(STORE_RETRY_SECONDS) - 1)]
+                self.metrics.store_errors.inc()
+                log.warning("store write failed (%s: %s); retrying in %ss", type(exc).__name__, exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            self.store_metrics.observe(counts, time.perf_counter() - started)
+            return
+
     async def _hand_on(self, records: Sequence[InferenceRecord], others: Sequence[RawEvent]) -> None:
         for record in records:
             self.metrics.record(record)
@@ -217,6 +263,8 @@ class StreamWorker:
         if self.runner is not None and records:
             records, detections = await self._in_thread(self.runner.process, records)
         await self.publish_detections(detections)
+        feedback = [event for event in others if event.type in FEEDBACK_TYPES]
+        await self._store(records, detections, feedback)
         await self.publish_records(records, others)
 
     async def publish_detections(self, detections: Sequence[Detection]) -> None:
@@ -230,7 +278,9 @@ class StreamWorker:
 
     async def _close_windows(self) -> None:
         assert self.runner is not None
-        await self.publish_detections(await self._in_thread(self.runner.tick))
+        detections = await self._in_thread(self.runner.tick)
+        await self.publish_detections(detections)
+        await self._store(detections=detections)
 
     async def _save_states(self) -> None:
         assert self.runner is not None
@@ -254,6 +304,8 @@ class StreamWorker:
             await self._in_thread(self.runner.save_states)
         if self.reply is not None:
             await self.reply.stop()
+        if self.store is not None:
+            self.store.close()
 
     async def _start_reply(self) -> None:
         assert self.reply is not None
