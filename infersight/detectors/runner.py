@@ -10,6 +10,7 @@ and CPU-bound: the worker runs it in one thread beside its event loop.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import time
 import uuid
@@ -31,6 +32,20 @@ from infersight.detectors.windows import Window, WindowBuffer
 from infersight.records import DRIFT, Detection, InferenceRecord, ModelRef, Score
 
 log = logging.getLogger("infersight.detectors")
+
+#: Detection ids are derived from what was detected, so a redelivered batch gives the same ids
+#: and the store and topic consumers can tell a repeat from a new detection.
+ID_NAMESPACE = uuid.UUID("5b0f4c62-8d0e-4f57-9f3e-6a1b1f0c2d11")
+
+
+def detection_id(detector: str, model: ModelRef, request_ids: Sequence[str], content: str = "") -> str:
+    """The same detection on the same instances always gets the same id; ``content`` tells apart
+    windows cut from one large record."""
+    key = "\x1f".join(
+        (detector, model.namespace, model.inferenceservice, model.endpoint, content, *request_ids)
+    )
+    return str(uuid.uuid5(ID_NAMESPACE, key))
+
 
 #: Online detectors keep every test statistic they ever computed; this many are kept.
 ONLINE_HISTORY = 1000
@@ -240,7 +255,7 @@ class DetectorRunner:
     def _flag_detection(self, slot: Slot, record: InferenceRecord, score: Score) -> Detection:
         at = event_time(record)
         return Detection(
-            id=str(uuid.uuid4()),
+            id=detection_id(score.detector, record.model, (record.request_id,)),
             detector=score.detector,
             kind=score.kind,
             model=record.model,
@@ -297,6 +312,7 @@ class DetectorRunner:
 
     def _close(self, slot: Slot, window: Window) -> Detection | None:
         if slot.loaded.family is Family.ONLINE_DRIFT:
+            content = str(getattr(getattr(slot.detector, "_detector", slot.detector), "t", ""))
             outcome = slot.tally.outcome
             drift_seen = slot.tally.drift_seen
             slot.tally = OnlineTally()
@@ -306,14 +322,16 @@ class DetectorRunner:
         elif window.count < 2:
             return None  # no test says anything about one instance
         else:
+            rows = window.rows()
+            content = hashlib.sha1(rows.tobytes(), usedforsecurity=False).hexdigest()
             try:
-                data = self._predict(slot, self._shaped(slot, window.rows()))
+                data = self._predict(slot, self._shaped(slot, rows))
                 outcome = outcomes.batch_drift(data)
             except Exception as exc:  # a window the test cannot take; the next window starts afresh
                 self._error(slot, "predict_failed", f"{type(exc).__name__}: {exc}")
                 return None
         detection = Detection(
-            id=str(uuid.uuid4()),
+            id=detection_id(slot.loaded.config.name, slot.model, window.request_ids, content),
             detector=slot.loaded.config.name,
             kind=DRIFT,
             model=slot.model,

@@ -77,32 +77,36 @@ class Pairer:
         self._arrivals: dict[bytes, float] = {}
 
     def pair(self, halves: Sequence[tuple[int, Half]]) -> list[InferenceRecord]:
-        """The records that the halves of one batch complete; the rest wait in the table.
+        """The records that the halves of one batch complete, in the order they completed.
 
-        Halves that meet inside the batch pair without touching the table, which spares two
-        changelog writes per inference when (as usual) the response follows its request closely.
+        Halves that meet inside the batch pair without writing to the table, which spares two
+        changelog writes per inference when (as usual) the response follows its request closely;
+        only the halves still alone at the end of the batch are written to wait there.
         """
         records = []
         waiting: dict[bytes, Half] = {}
         for partition, half in halves:
             key = table_key(partition, half.event)
             other = waiting.get(key)
-            if other is None or half_of(other.event) == half_of(half.event):
-                waiting.setdefault(key, half)  # a repeated half (a redelivery): the first one waits
-                continue
-            del waiting[key]
-            records.append(_paired(half, other))
-        for key, half in waiting.items():
-            record = self._offer(key, half)
+            if other is not None:
+                if half_of(other.event) != half_of(half.event):
+                    del waiting[key]
+                    records.append(_paired(half, other))
+                continue  # else a repeated half (a redelivery): the first one waits
+            record = self._complete(key, half)
             if record is not None:
                 records.append(record)
-        return records
-
-    def _offer(self, key: bytes, half: Half) -> InferenceRecord | None:
-        stored = self.table.get(key)
-        if stored is None:
+            elif key not in self.table:
+                waiting[key] = half
+        for key, half in waiting.items():
             self.table[key] = encode_pending(half.event, half.received_at)
             self._arrivals[key] = half.received_at
+        return records
+
+    def _complete(self, key: bytes, half: Half) -> InferenceRecord | None:
+        """The record that ``half`` completes with a half waiting in the table, if there is one."""
+        stored = self.table.get(key)
+        if stored is None:
             return None
         other_event, other_received_at = decode_pending(stored)
         if half_of(other_event) == half_of(half.event):
