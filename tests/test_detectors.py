@@ -311,3 +311,51 @@ def test_a_detector_that_cannot_load_names_the_model_the_source_and_why(
     with pytest.raises(DetectorLoadError, match=reason) as error:
         make_runner(tmp_path, [entry])
     assert "model tests/m, detector 'x'" in str(error.value)
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Any:
+    """An S3-compatible server (moto's server mode) on loopback."""
+    from moto.server import ThreadedMotoServer
+
+    from tests.helpers import free_port
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+def test_a_saved_detector_loads_from_s3_and_is_fetched_once(
+    tmp_path: Path, s3_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+    from alibi_detect.cd import KSDrift
+    from alibi_detect.saving import save_detector
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    reference, held_out = breast_cancer()
+    save_detector(KSDrift(reference, p_val=0.01), tmp_path / "ks")
+    s3 = boto3.client("s3", endpoint_url=s3_server)
+    s3.create_bucket(Bucket="detectors")
+    for path in (tmp_path / "ks").rglob("*"):
+        if path.is_file():
+            s3.upload_file(str(path), "detectors", f"cancer/ks/{path.relative_to(tmp_path / 'ks')}")
+    entry = {
+        "name": "ks",
+        "kind": "drift",
+        "uri": "s3://detectors/cancer/ks",
+        "storage_options": {"endpoint_url": s3_server},
+        "window": {"size": WINDOW},
+    }
+    runner = make_runner(tmp_path, [entry])
+    assert [d.detected for d in drift_tests(runner, held_out[:WINDOW] + 1.0)] == [True]
+    # Cached: a second load works with the server's copy gone.
+    s3.delete_object(Bucket="detectors", Key="cancer/ks/config.toml")
+    again = make_runner(tmp_path, [entry])
+    assert [d.detected for d in drift_tests(again, held_out[:WINDOW])] == [False]
+    with pytest.raises(DetectorLoadError, match=r"cannot fetch|no files"):
+        make_runner(tmp_path, [{**entry, "uri": "s3://detectors/elsewhere"}])
