@@ -29,6 +29,7 @@ lint: $(BIN)/infersight
 
 bench: $(BIN)/infersight
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/detectors.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import multiprocessing
 import os
+import queue
 import random
 import signal
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -81,6 +83,27 @@ def kafka_broker(bootstrap: str | None, state_dir: Path, ports: list[int]) -> It
     finally:
         console.print("stopping the local Kafka …")
         broker.stop()
+
+
+def run_in_process(target: Callable[..., None], args: tuple[Any, ...], what: str) -> Any:
+    """Run ``target(*args, results)`` in a fresh process and return what it puts on ``results``.
+
+    A fresh interpreter (spawn) keeps the parent's imports, threads and memory out of the figures.
+    """
+    context = multiprocessing.get_context("spawn")
+    results: Any = context.Queue()
+    process = context.Process(target=target, args=(*args, results))
+    process.start()
+    try:
+        while process.is_alive():
+            with contextlib.suppress(queue.Empty):
+                return results.get(timeout=1)
+        return results.get(timeout=1)  # it may have put its figures just before exiting
+    except queue.Empty:
+        raise SystemExit(f"the {what} process failed (exit code {process.exitcode})") from None
+    finally:
+        process.terminate()  # nothing happens once it has exited
+        process.join()
 
 
 def write_json(path: Path, figures: dict[str, Any]) -> None:

@@ -21,9 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import multiprocessing
 import os
-import queue
 import random
 import re
 import signal
@@ -32,7 +30,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.queues import Queue
@@ -46,6 +44,7 @@ from common import (
     free_ports,
     kafka_broker,
     port_range,
+    run_in_process,
     stop_process,
     write_json,
 )
@@ -194,9 +193,17 @@ def log_tail(path: Path, lines: int = 40) -> str:
 
 @contextlib.contextmanager
 def worker_process(
-    bootstrap: str, topics: CaseTopics, metrics_port: int, state_dir: Path, log_path: Path
+    bootstrap: str,
+    topics: CaseTopics,
+    metrics_port: int,
+    state_dir: Path,
+    log_path: Path,
+    extra_env: Mapping[str, str] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``infersight worker`` on the case's topics; stop it (SIGTERM, wait) on the way out."""
+    """Run ``infersight worker`` on the case's topics; stop it (SIGTERM, wait) on the way out.
+
+    The SQL store is off (it has its own benchmark); ``extra_env`` adds or overrides settings.
+    """
     env = {
         **os.environ,
         "INFERSIGHT_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
@@ -211,6 +218,8 @@ def worker_process(
         "INFERSIGHT_WORKER__STATE_DIR": str(state_dir),
         "INFERSIGHT_WORKER__METRICS_HOST": "127.0.0.1",
         "INFERSIGHT_WORKER__METRICS_PORT": str(metrics_port),
+        "INFERSIGHT_STORE__ENABLED": "false",
+        **(extra_env or {}),
     }
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -450,8 +459,19 @@ def measure_worker(
 # --- the baseline, in its own process -------------------------------------------------------------
 
 
-async def consume_all(bootstrap: str, topic: str, group: str, expected: int) -> BaselineResult:
-    """Read ``expected`` events with one consumer; time from partition assignment to the last."""
+async def consume_all(
+    bootstrap: str,
+    topic: str,
+    group: str,
+    expected: int,
+    handle: Callable[[Any], None] | None = None,
+    max_records: int | None = None,
+) -> BaselineResult:
+    """Read ``expected`` events with one consumer; time from partition assignment to the last.
+
+    ``handle`` is called on each message as it comes (by baselines that do work per event); it
+    blocks the loop, so ``max_records`` keeps each fetch short enough for the heartbeats.
+    """
     from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 
     assigned_at: list[float] = []
@@ -470,8 +490,16 @@ async def consume_all(bootstrap: str, topic: str, group: str, expected: int) -> 
     try:
         count, last_growth = 0, time.perf_counter()
         while count < expected:
-            batches = await consumer.getmany(timeout_ms=1000)
-            got = sum(len(messages) for messages in batches.values())
+            batches = await consumer.getmany(timeout_ms=1000, max_records=max_records)
+            got = 0
+            for messages in batches.values():
+                got += len(messages)
+                if handle is not None:
+                    for message in messages:
+                        handle(message)
+            if handle is not None:
+                # getmany returns prefetched records without yielding: let the heartbeats run.
+                await asyncio.sleep(0)
             count += got
             if got:
                 last_growth = time.perf_counter()
@@ -493,20 +521,8 @@ def baseline_process(
 
 def run_baseline(bootstrap: str, topic: str, group: str, expected: int) -> BaselineResult:
     """Run the baseline in a fresh process and return its figures."""
-    context = multiprocessing.get_context("spawn")
-    results: Queue[BaselineResult] = context.Queue()
-    process = context.Process(target=baseline_process, args=(bootstrap, topic, group, expected, results))
-    process.start()
-    try:
-        while process.is_alive():
-            with contextlib.suppress(queue.Empty):
-                return results.get(timeout=1)
-        return results.get(timeout=1)  # it may have put its figures just before exiting
-    except queue.Empty:
-        raise SystemExit(f"the baseline process failed (exit code {process.exitcode})") from None
-    finally:
-        process.terminate()  # nothing happens once it has exited
-        process.join()
+    result: BaselineResult = run_in_process(baseline_process, (bootstrap, topic, group, expected), "baseline")
+    return result
 
 
 # --- report ---------------------------------------------------------------------------------------

@@ -25,6 +25,15 @@ EPOCHS = 50
 ATTACK_EPSILON = 0.15
 
 
+@pytest.fixture(autouse=True)
+def seeded() -> None:
+    """Detectors draw random numbers (permutation tests, classifier training, online windows):
+    seeded, each test gives the same answer every run, whatever ran before it."""
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(0)
+
+
 def saved_runner(tmp_path: Path, name: str, kind: str, detector: Any) -> DetectorRunner:
     from alibi_detect.saving import save_detector
 

@@ -26,6 +26,15 @@ from tests.detectors_data import NAMESPACE, breast_cancer, records
 WINDOW = 100
 
 
+@pytest.fixture(autouse=True)
+def seeded() -> None:
+    """Detectors draw random numbers (permutation tests, classifier training, online windows):
+    seeded, each test gives the same answer every run, whatever ran before it."""
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(0)
+
+
 def make_runner(
     tmp_path: Path, detectors: list[dict[str, Any]], model: str = "m", states: StateStore | None = None
 ) -> DetectorRunner:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from infersight.cli import api, db, export, ingest, kafka, query, worker
+from infersight.cli import api, dashboards, db, export, ingest, kafka, query, up, worker
 from infersight.cli.context import CliError, State
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.command("up")(up.up)
 app.add_typer(kafka.app, name="kafka")
 app.command("ingest")(ingest.ingest)
 app.command("worker")(worker.worker)
@@ -26,6 +27,7 @@ app.command("query")(query.query)
 app.command("export")(export.export)
 app.command("api")(api.api)
 app.add_typer(db.app, name="db")
+app.command("dashboards")(dashboards.dashboards)
 
 errors = Console(stderr=True, soft_wrap=True)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from infersight.records import OUTLIER, Detection, ModelRef, Score
+from infersight.records import DRIFT, OUTLIER, Detection, ModelRef, Score
 
 MODEL_LABELS = ("namespace", "inferenceservice", "endpoint")
 DETECTOR_LABELS = (*MODEL_LABELS, "detector")
@@ -87,6 +87,15 @@ class DetectorMetrics:
             (*DETECTOR_LABELS, "reason"),
             registry=registry,
         )
+
+    def start(self, model: ModelRef, detector: str, kind: str) -> None:
+        """Show a detector's counters at zero from its first use, so that its first flag is an increase."""
+        labels = (model.namespace, model.inferenceservice, model.endpoint, detector)
+        if kind == DRIFT:
+            for drift in ("true", "false"):
+                self.drift_tests.labels(*labels, drift)
+        else:
+            (self.outliers if kind == OUTLIER else self.adversarial).labels(*labels)
 
     def scored(self, model: ModelRef, score: Score) -> None:
         labels = (model.namespace, model.inferenceservice, model.endpoint, score.detector)

@@ -119,6 +119,7 @@ class DetectorRunner:
             detector = loaded.make()
             buffer = WindowBuffer(config.window) if config.window is not None else None
             slot = self._slots[key] = Slot(loaded, scope, detector, buffer)
+            self.metrics.start(scope, config.name, config.kind)
             online = loaded.family is Family.ONLINE_DRIFT
             if online and self.states is not None and self.states.restore(detector, slot.state_parts):
                 log.info("restored the state of %s for %s", config.name, scope)

@@ -162,8 +162,8 @@ class LocalKafka:
                 classpath,
                 "kafka.tools.StorageTool",
                 "format",
-                "-t",
-                cluster_id,
+                # One argument, so that an id starting with "-" (1 in 64) is not read as an option.
+                f"--cluster-id={cluster_id}",
                 "-c",
                 str(properties),
             ],

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from infersight.records import InferenceRecord, RawEvent
 
 MODEL_LABELS = ("namespace", "inferenceservice", "endpoint")
+DEADLETTER_REASONS = ("invalid_event", "undecodable_payload")
 LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 
 
@@ -33,6 +34,8 @@ class StreamMetrics:
             ["reason"],
             registry=registry,
         )
+        for reason in DEADLETTER_REASONS:  # at zero from the start, so the first dead letter is an increase
+            self.deadletters.labels(reason)
         self.other_events = Counter(
             "infersight_stream_events_total",
             "Events that are not an inference request or response, by type (unknown types as other).",

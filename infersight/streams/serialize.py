@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from infersight.records import Half, InferenceRecord, Tensor
+from infersight.records import Half, InferenceRecord, Score, Tensor
 
 
 def _values(array: np.ndarray[Any, Any]) -> Any:
@@ -41,6 +41,16 @@ def _half(half: Half | None) -> dict[str, Any] | None:
     }
 
 
+def _score(score: Score) -> dict[str, Any]:
+    return {
+        "detector": score.detector,
+        "kind": score.kind,
+        "scores": list(score.scores),
+        "flags": list(score.flags),
+        "threshold": score.threshold,
+    }
+
+
 def record_to_json(record: InferenceRecord) -> bytes:
     return orjson.dumps(
         {
@@ -51,6 +61,7 @@ def record_to_json(record: InferenceRecord) -> bytes:
             "mode": record.mode,
             "request": _half(record.request),
             "response": _half(record.response),
+            "scores": [_score(score) for score in record.scores],
         },
         option=orjson.OPT_SERIALIZE_NUMPY,
     )
