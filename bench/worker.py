@@ -62,7 +62,7 @@ DEFAULT_PAIRS = 20_000
 PARTITIONS = 6
 MODELS = 8
 NAMESPACE = "bench"
-BATCH_SIZE = 1000
+BATCH_SIZE = 2000
 PAIRING_TIMEOUT_SECONDS = 600
 POLL_SECONDS = 0.2
 #: Give up when the records topic (or the baseline's count) has not grown for this long.

@@ -109,7 +109,7 @@ class WorkerConfig(Section):
     group_id: str = "infersight-worker"
     extra_topics: list[str] = Field(default_factory=list)
     pairing_timeout_seconds: float = Field(30.0, gt=0)
-    batch_size: int = Field(500, ge=1)
+    batch_size: int = Field(2000, ge=1)
     batch_seconds: float = Field(1.0, gt=0)
     #: Paired records as JSON on this topic, for inspection; detectors and sinks run in the worker.
     records_topic: str | None = None

@@ -2,8 +2,9 @@
 
 Detections wait in a bounded queue that one background task drains; a failed POST (a network
 error, a 5xx, 408 or 429) is retried with exponential backoff and jitter, up to the configured
-number of retries. When the receiver is down for long, the queue fills and the oldest
-detections are dropped and counted: they are on the detections topic anyway.
+number of retries. A detection that still did not go out, or that a full queue pushed out while
+the receiver was down, is handed to ``give_up`` (the worker puts it on the dead-letter topic),
+so none is lost silently.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import contextlib
 import logging
 import random
 from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import httpx
 from prometheus_client import CollectorRegistry, Counter
@@ -26,6 +29,8 @@ RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 BACKOFF_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 30.0
 
+GiveUp = Callable[[Detection, str], Coroutine[Any, Any, None]]
+
 
 class ReplyPoster:
     def __init__(
@@ -36,6 +41,7 @@ class ReplyPoster:
         retries: int = 5,
         queue_size: int = 10_000,
         backoff_seconds: float = BACKOFF_SECONDS,
+        give_up: GiveUp | None = None,
     ) -> None:
         self.url = url
         self.timeout = timeout_seconds
@@ -46,9 +52,12 @@ class ReplyPoster:
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
+        self._give_up = give_up
+        self._handing_over: set[asyncio.Task[None]] = set()
         self.sent = Counter(
             "infersight_reply_total",
-            "Detections POSTed to the reply URL, by result (sent, failed, dropped).",
+            "Detections for the reply URL, by result: sent, failed (after every retry) or dropped "
+            "(pushed out of a full queue); failed and dropped ones go to the dead-letter topic.",
             ["result"],
             registry=registry,
         )
@@ -58,10 +67,18 @@ class ReplyPoster:
         for detection in detections:
             if len(self._queue) == self._queue.maxlen:
                 self.sent.labels("dropped").inc()
+                self._hand_over(self._queue.popleft(), "reply queue full")
             self._queue.append(detection)
         if detections:
             self._idle.clear()
             self._ready.set()
+
+    def _hand_over(self, detection: Detection, reason: str) -> None:
+        if self._give_up is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._give_up(detection, reason))
+        self._handing_over.add(task)
+        task.add_done_callback(self._handing_over.discard)
 
     def start(self) -> None:
         if self._task is None:
@@ -77,6 +94,8 @@ class ReplyPoster:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+        if self._handing_over:
+            await asyncio.gather(*self._handing_over, return_exceptions=True)
 
     async def _run(self) -> None:
         async with httpx.AsyncClient(timeout=self.timeout) as client:
@@ -87,10 +106,13 @@ class ReplyPoster:
                     await self._ready.wait()
                     continue
                 detection = self._queue.popleft()
-                delivered = await self._post(client, detection)
-                self.sent.labels("sent" if delivered else "failed").inc()
+                problem = await self._post(client, detection)
+                self.sent.labels("sent" if problem is None else "failed").inc()
+                if problem is not None:
+                    self._hand_over(detection, problem)
 
-    async def _post(self, client: httpx.AsyncClient, detection: Detection) -> bool:
+    async def _post(self, client: httpx.AsyncClient, detection: Detection) -> str | None:
+        """None when the receiver took the detection, else what went wrong the last time."""
         message = to_http(detection)
         for attempt in range(self.retries + 1):
             try:
@@ -99,7 +121,7 @@ class ReplyPoster:
                 problem = f"{type(exc).__name__}: {exc}"
             else:
                 if response.status_code < 300:
-                    return True
+                    return None
                 problem = f"HTTP {response.status_code}"
                 if response.status_code not in RETRYABLE_STATUS:
                     break
@@ -107,4 +129,4 @@ class ReplyPoster:
                 delay = min(BACKOFF_CAP_SECONDS, self.backoff * 2**attempt) * random.uniform(0.5, 1.0)  # noqa: S311
                 await asyncio.sleep(delay)
         log.warning("reply URL %s did not take detection %s: %s", self.url, detection.id, problem)
-        return False
+        return f"reply URL {self.url}: {problem}"

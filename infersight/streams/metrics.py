@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from infersight.records import InferenceRecord, RawEvent
 
 MODEL_LABELS = ("namespace", "inferenceservice", "endpoint")
-DEADLETTER_REASONS = ("invalid_event", "undecodable_payload")
+DEADLETTER_REASONS = ("invalid_event", "undecodable_payload", "reply_failed")
 LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 
 

@@ -128,6 +128,7 @@ class StreamWorker:
                 timeout_seconds=detections.reply_timeout_seconds,
                 retries=detections.reply_retries,
                 queue_size=detections.reply_queue_size,
+                give_up=self._dead_letter_detection,
             )
             if detections.reply_url
             else None
@@ -275,6 +276,14 @@ class StreamWorker:
             await self.detections.send(key=key, value=message.value, headers=list(message.headers.items()))
         if self.reply is not None:
             self.reply.submit(list(detections))
+
+    async def _dead_letter_detection(self, detection: Detection, reason: str) -> None:
+        """A detection the reply URL never took: on the dead-letter topic, as its CloudEvent."""
+        message = to_kafka(detection)
+        key = message.key.encode() if isinstance(message.key, str) else message.key
+        headers = [*message.headers.items(), (REASON_HEADER, f"reply_failed: {reason}".encode())]
+        await self.deadletter.send(key=key, value=message.value, headers=headers)
+        self.metrics.deadletters.labels("reply_failed").inc()
 
     async def _close_windows(self) -> None:
         assert self.runner is not None
