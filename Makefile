@@ -13,11 +13,8 @@ $(BIN)/infersight: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-up: $(BIN)/infersight  ## the local Kafka, the ingest on :8080 and a worker (metrics on :8081); Ctrl-C stops both
-	$(BIN)/infersight kafka start
-	trap 'kill 0' INT TERM EXIT; \
-	INFERSIGHT_WORKER__RECORDS_TOPIC=infersight.records $(BIN)/infersight worker & \
-	$(BIN)/infersight ingest
+up: $(BIN)/infersight  ## the local Kafka, the ingest (:8080), a worker (:8081), the query API (:8082); Ctrl-C stops all
+	$(BIN)/infersight up
 
 test: $(BIN)/infersight  ## the whole test suite against real services
 	$(BIN)/python -m pytest
@@ -30,6 +27,7 @@ lint: $(BIN)/infersight
 bench: $(BIN)/infersight
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/detectors.py
+	$(BIN)/python bench/latency.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

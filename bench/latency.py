@@ -51,6 +51,7 @@ DEFAULT_JSON = BENCH_DIR / "results" / "latency.json"
 MODEL = "latency"
 FEATURES = 4
 METRIC_POLL_SECONDS = 0.05
+SENDERS = 32
 DRAIN_SECONDS = 60
 RECORDS = re.compile(r"^infersight_records_total\{[^}]*\} ([0-9.e+]+)$", re.MULTILINE)
 
@@ -86,40 +87,49 @@ def headers(request_id: str, kind: str) -> dict[str, str]:
 
 
 async def send(url: str, rate: float, seconds: float) -> Sent:
-    """Pairs at ``rate`` events per second, paced on a fixed schedule (late sends catch up)."""
+    """Pairs at ``rate`` events per second on a fixed schedule, from ``SENDERS`` concurrent senders.
+
+    Each sender takes the next pair and waits for its scheduled time (a late pair goes at once),
+    so the client never piles up more requests than it has connections.
+    """
+    import aiohttp
+
     rng = np.random.default_rng(0)
     pairs = int(rate * seconds / 2)
     interval = 2 / rate
     sent = Sent(ids=[], completed_at=[], answer_seconds=[])
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+    numbers = iter(range(pairs))
+    start = time.perf_counter()
 
-        async def one(number: int) -> None:
-            request_id = f"lat-{number}-{uuid.uuid4().hex[:8]}"
-            row = rng.standard_normal(FEATURES).round(4).tolist()
-            request = orjson.dumps({"instances": [row]})
-            response = orjson.dumps({"predictions": [int(row[0] > 0)]})
-            started = time.perf_counter()
-            first = await client.post("/", headers=headers(request_id, "request"), content=request)
-            completed = time.time()
-            second_started = time.perf_counter()
-            second = await client.post("/", headers=headers(request_id, "response"), content=response)
-            finished = time.perf_counter()
-            if first.status_code != 202 or second.status_code != 202:
-                sent.refused += 1
-                return
-            sent.ids.append(request_id)
-            sent.completed_at.append(completed)
-            sent.answer_seconds.extend([second_started - started, finished - second_started])
+    async def post(session: aiohttp.ClientSession, request_id: str, kind: str, body: bytes) -> bool:
+        async with session.post(url, headers=headers(request_id, kind), data=body) as answer:
+            await answer.read()
+            return answer.status == 202
 
-        start = time.perf_counter()
-        tasks = []
-        for number in range(pairs):
+    async def sender(session: aiohttp.ClientSession) -> None:
+        for number in numbers:
             delay = start + number * interval - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(number)))
-        await asyncio.gather(*tasks)
+            request_id = f"lat-{number}-{uuid.uuid4().hex[:8]}"
+            row = rng.standard_normal(FEATURES).round(4).tolist()
+            began = time.perf_counter()
+            first = await post(session, request_id, "request", orjson.dumps({"instances": [row]}))
+            completed = time.time()
+            middle = time.perf_counter()
+            second = await post(
+                session, request_id, "response", orjson.dumps({"predictions": [int(row[0] > 0)]})
+            )
+            if not (first and second):
+                sent.refused += 1
+                continue
+            sent.ids.append(request_id)
+            sent.completed_at.append(completed)
+            sent.answer_seconds.extend([middle - began, time.perf_counter() - middle])
+
+    connector = aiohttp.TCPConnector(limit=SENDERS)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
+        await asyncio.gather(*(sender(session) for _ in range(SENDERS)))
     return sent
 
 
@@ -199,10 +209,10 @@ def processes(bootstrap: str, folder: Path, ports: list[int]) -> Iterator[tuple[
                         [sys.executable, "-m", "infersight", *arguments], env=env, stdout=log, stderr=log
                     )
                 )
-        url = f"http://127.0.0.1:{ports[0]}"
+        url = f"http://127.0.0.1:{ports[0]}/"
         metrics = f"http://127.0.0.1:{ports[1]}/metrics"
         deadline = time.monotonic() + 120
-        while not (_answers(f"{url}/readyz") and _answers(metrics)):
+        while not (_answers(f"{url}readyz") and _answers(metrics)):
             if time.monotonic() > deadline or any(process.poll() is not None for process in started):
                 raise SystemExit(f"the ingest or the worker did not start; logs in {logs}")
             time.sleep(0.5)
