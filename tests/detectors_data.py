@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -80,3 +81,18 @@ def record(
 def records(model: str, rows: np.ndarray[Any, Any], endpoint: str = "default") -> list[InferenceRecord]:
     """One single-instance inference per row."""
     return [record(model, row[None, :], endpoint=endpoint) for row in rows]
+
+
+def save_ks_and_iforest(folder: Path) -> tuple[Path, Path]:
+    """A KSDrift and an IForest fitted on the breast-cancer reference, saved as a user ships them."""
+    from alibi_detect.cd import KSDrift
+    from alibi_detect.od import IForest
+    from alibi_detect.saving import save_detector
+
+    reference, _ = breast_cancer()
+    save_detector(KSDrift(reference, p_val=0.01), folder / "ks")
+    iforest = IForest(n_estimators=100)
+    iforest.fit(reference)
+    iforest.infer_threshold(reference, threshold_perc=99.5)
+    save_detector(iforest, folder / "iforest")
+    return folder / "ks", folder / "iforest"

@@ -26,7 +26,7 @@ import pytest
 import yaml
 from kafka import KafkaProducer
 
-from tests.detectors_data import breast_cancer
+from tests.detectors_data import breast_cancer, save_ks_and_iforest
 from tests.helpers import free_port, read_topic, run_ingest, run_worker
 
 WINDOW = 100
@@ -69,20 +69,6 @@ def reply() -> Iterator[ReplyReceiver]:
     server.shutdown()
 
 
-def save_detectors(folder: Path) -> tuple[Path, Path]:
-    from alibi_detect.cd import KSDrift
-    from alibi_detect.od import IForest
-    from alibi_detect.saving import save_detector
-
-    reference, _ = breast_cancer()
-    save_detector(KSDrift(reference, p_val=0.01), folder / "ks")
-    iforest = IForest(n_estimators=100)
-    iforest.fit(reference)
-    iforest.infer_threshold(reference, threshold_perc=99.5)
-    save_detector(iforest, folder / "iforest")
-    return folder / "ks", folder / "iforest"
-
-
 def headers(request_id: str, kind: str) -> dict[str, str]:
     return {
         "Content-Type": "application/json",
@@ -116,7 +102,7 @@ def feedback(request_id: str, label: int) -> tuple[dict[str, str], bytes]:
 def test_drift_outliers_reply_store_feedback_and_metrics(
     kafka_bootstrap: str, tmp_path: Path, reply: ReplyReceiver
 ) -> None:
-    ks, iforest = save_detectors(tmp_path)
+    ks, iforest = save_ks_and_iforest(tmp_path)
     config = tmp_path / "infersight.yaml"
     config.write_text(
         yaml.safe_dump(

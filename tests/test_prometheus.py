@@ -25,7 +25,7 @@ import yaml
 from infersight.monitoring import alerts
 from infersight.monitoring.output import dashboard_models, write_rules
 from infersight.monitoring.promql import INGEST_JOB, WORKER_JOB
-from tests.detectors_data import breast_cancer
+from tests.detectors_data import breast_cancer, save_ks_and_iforest
 from tests.helpers import run_ingest, run_worker
 from tests.prometheus import alerts as active_alerts
 from tests.prometheus import instant, label_values, promtool, run_prometheus, substitute
@@ -65,16 +65,10 @@ def save_detectors(folder: Path) -> dict[str, Path]:
     import tensorflow as tf
     import tf_keras as keras
     from alibi_detect.ad import AdversarialAE
-    from alibi_detect.cd import KSDrift
-    from alibi_detect.od import IForest
     from alibi_detect.saving import save_detector
 
+    save_ks_and_iforest(folder)
     reference, _ = breast_cancer()
-    save_detector(KSDrift(reference, p_val=0.01), folder / "ks")
-    iforest = IForest(n_estimators=100)
-    iforest.fit(reference)
-    iforest.infer_threshold(reference, threshold_perc=99.5)
-    save_detector(iforest, folder / "iforest")
 
     tf.random.set_seed(0)
     labels = (reference[:, 0] > np.median(reference[:, 0])).astype(np.int64)

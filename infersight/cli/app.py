@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from infersight.cli import api, dashboards, db, export, ingest, kafka, query, up, worker
+from infersight.cli import api, dashboards, db, demo, export, ingest, kafka, query, replay, up, worker
 from infersight.cli.context import CliError, State
 
 app = typer.Typer(
@@ -28,6 +28,8 @@ app.command("export")(export.export)
 app.command("api")(api.api)
 app.add_typer(db.app, name="db")
 app.command("dashboards")(dashboards.dashboards)
+app.command("demo")(demo.demo)
+app.command("replay")(replay.replay)
 
 errors = Console(stderr=True, soft_wrap=True)
 

@@ -275,14 +275,22 @@ class DetectorRunner:
     def _fill_windows(
         self, slot: Slot, records: Sequence[InferenceRecord], pending: Pending, detections: list[Detection]
     ) -> None:
-        assert slot.buffer is not None
         now = self.clock()
         for index, part in zip(pending.records, pending.parts, strict=True):
-            record = records[index]
-            for window in slot.buffer.add(part.rows, part.names, record.request_id, event_time(record), now):
-                detection = self._close(slot, window)
-                if detection is not None:
-                    detections.append(detection)
+            detections.extend(self._add(slot, part.rows, part.names, records[index], now))
+
+    def _add(
+        self,
+        slot: Slot,
+        rows: np.ndarray[Any, Any],
+        names: tuple[str, ...],
+        record: InferenceRecord,
+        now: float,
+    ) -> list[Detection]:
+        """Add a record's rows to the slot's window; the detections of the windows they closed."""
+        assert slot.buffer is not None
+        closed = slot.buffer.add(rows, names, record.request_id, event_time(record), now)
+        return [detection for window in closed if (detection := self._close(slot, window)) is not None]
 
     def _feed_online(
         self, slot: Slot, records: Sequence[InferenceRecord], pending: Pending, detections: list[Detection]
@@ -306,10 +314,7 @@ class DetectorRunner:
             _trim_history(slot.detector)
             # The buffer keeps request ids and times for the report; the rows were consumed above.
             marker = np.empty((part.rows.shape[0], 0), dtype=np.float32)
-            for window in slot.buffer.add(marker, part.names, record.request_id, event_time(record), now):
-                detection = self._close(slot, window)
-                if detection is not None:
-                    detections.append(detection)
+            detections.extend(self._add(slot, marker, part.names, record, now))
 
     def _close(self, slot: Slot, window: Window) -> Detection | None:
         if slot.loaded.family is Family.ONLINE_DRIFT:
