@@ -1,17 +1,21 @@
-# The two set-up commands of the README: `make up` runs the local stack, `make test` runs every test.
+# The two set-up commands of the README: `make demo` runs the local stack with the demo traffic,
+# `make test` runs every test. `make up` runs the stack alone.
 # Both create the virtual environment in .venv on first use.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: up test lint bench clean
+.PHONY: demo up test lint bench clean
 
 $(BIN)/infersight: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
+
+demo: $(BIN)/infersight  ## the local stack with the demo traffic: models, detectors, phases, the final table
+	$(BIN)/infersight demo
 
 up: $(BIN)/infersight  ## the local Kafka, the ingest (:8080), a worker (:8081), the query API (:8082); Ctrl-C stops all
 	$(BIN)/infersight up
@@ -24,10 +28,8 @@ lint: $(BIN)/infersight
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: $(BIN)/infersight
-	$(BIN)/python bench/ingest.py
-	$(BIN)/python bench/detectors.py
-	$(BIN)/python bench/latency.py
+bench: $(BIN)/infersight  ## every benchmark, one table (bench/results/all.json)
+	$(BIN)/python bench/run
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
