@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from infersight.demo.data import Array, Split, WineSource
-from infersight.demo.models import use_legacy_keras
+from infersight.detectors.loading import use_legacy_keras
 
 NAMESPACE = "infersight-demo"
 WINE = "wine"

@@ -6,7 +6,6 @@ detectors with Keras 2 (``tf_keras``), and the classifier must be one of those m
 
 from __future__ import annotations
 
-import os
 import pickle
 from pathlib import Path
 from typing import Any
@@ -14,11 +13,7 @@ from typing import Any
 import numpy as np
 
 from infersight.demo.data import Array, Split, WineSource
-
-
-def use_legacy_keras() -> None:
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from infersight.detectors.loading import use_legacy_keras
 
 
 def wine_classifier(split: WineSource, cache: Path) -> Any:

@@ -31,6 +31,7 @@ from infersight.demo.send import send
 from infersight.demo.stack import own_stack, port_or_free, wait_until_answers
 from infersight.demo.traffic import Event, feedback, inference
 from infersight.demo.watch import DetectionWatcher
+from infersight.detectors.loading import use_legacy_keras
 
 #: What the worker's /metrics must show once the demo's traffic went through.
 EXPECTED_METRICS = (
@@ -126,7 +127,7 @@ def prepare(options: Options, run_id: str, say: Say) -> tuple[list[Phase], Path]
     workdir = options.workdir
     cache = workdir / "cache"
     cache.mkdir(parents=True, exist_ok=True)
-    models.use_legacy_keras()
+    use_legacy_keras()
     wine, digits = data.wine(), data.digits()
     say("training the wine classifier (scikit-learn) and the digits classifier (TensorFlow)")
     wine_model = models.wine_classifier(wine, cache)

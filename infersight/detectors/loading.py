@@ -43,6 +43,7 @@ class LoadedDetector:
 def use_legacy_keras() -> None:
     """alibi-detect's TensorFlow detectors need Keras 2, which TensorFlow ≥ 2.16 gives only when asked."""
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter about absent GPUs
 
 
 def unsafe_files(folder: Path) -> list[str]:
