@@ -96,8 +96,17 @@ def validate_attributes(attributes: Mapping[str, str]) -> None:
         raise InvalidEvent(f"not a valid CloudEvent: {exc}") from exc
 
 
+def _utf8(text: str, what: str) -> bytes:
+    """Encode text that came from JSON, which may hold lone surrogates (``"\\ud800"``) UTF-8 cannot carry."""
+    try:
+        return text.encode()
+    except UnicodeEncodeError as exc:
+        raise InvalidEvent(f"{what} is not valid Unicode: {exc.reason}") from exc
+
+
 def _attribute_text(name: str, value: Any) -> str:
     if isinstance(value, str):
+        _utf8(value, f"attribute {name!r}")
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -133,9 +142,13 @@ def event_from_json(envelope: Any, where: str = "event") -> RawEvent:
     if data is None:
         return RawEvent(attributes=attributes, data=b"")
     if isinstance(data, str) and not is_json(attributes.get("datacontenttype", "application/json")):
-        return RawEvent(attributes=attributes, data=data.encode())
+        return RawEvent(attributes=attributes, data=_utf8(data, f"{where}: 'data'"))
     try:
         return RawEvent(attributes=attributes, data=orjson.dumps(data))
     except (TypeError, orjson.JSONEncodeError):
-        # NaN or Infinity, which orjson will not write: keep them as Python's json writes them.
+        pass
+    # Integers past 64 bits, or nesting deeper than orjson writes: keep them as Python's json writes them.
+    try:
         return RawEvent(attributes=attributes, data=json.dumps(data, separators=(",", ":")).encode())
+    except RecursionError as exc:
+        raise InvalidEvent(f"{where}: 'data' is nested too deeply") from exc

@@ -40,6 +40,7 @@ class Ingest:
     url: str
     topic: str
     log: Path
+    pid: int
 
 
 @contextlib.contextmanager
@@ -67,7 +68,7 @@ def run_ingest(bootstrap: str, topic: str, log_dir: Path, **env: str) -> Iterato
             if time.monotonic() > deadline:
                 raise RuntimeError(f"ingest did not become ready: {log.read_text()}")
             time.sleep(0.2)
-        yield Ingest(url=url, topic=topic, log=log)
+        yield Ingest(url=url, topic=topic, log=log, pid=process.pid)
     finally:
         process.terminate()
         try:

@@ -23,7 +23,9 @@ class IngestError(Exception):
     def __init__(self, reason: RejectReason, message: str) -> None:
         super().__init__(message)
         self.reason: RejectReason = reason
-        self.message = message
+        # Messages may quote client input, and JSON input may hold lone surrogates that no UTF-8
+        # answer can carry: escape them so that the refusal itself cannot fail.
+        self.message = message.encode("utf-8", "backslashreplace").decode("utf-8")
 
     @property
     def status(self) -> int:

@@ -147,6 +147,9 @@ class KafkaPublisher:
         """Send the events and wait until Kafka has acknowledged every one of them."""
         if self._producer is None or self._all_down:
             raise IngestError("kafka_unavailable", "Kafka is unreachable")
+        if len(events) > self.max_in_flight:
+            # No retry would ever fit it: the client must split the batch, so 413 and not 503.
+            raise IngestError("too_large", f"{len(events)} events exceed the limit of {self.max_in_flight}")
         if self.in_flight + len(events) > self.max_in_flight:
             raise IngestError("kafka_unavailable", f"{self.in_flight} events already wait for Kafka")
         assert self._loop is not None
