@@ -35,6 +35,20 @@ def kafka_environment(bootstrap: str, topic: str, **env: str) -> dict[str, str]:
     }
 
 
+def wait_ready(process: subprocess.Popen[bytes], url: str, name: str, log: Path, timeout: float = 60) -> None:
+    """Until ``url`` answers 200; a process that exits or stays unready fails with its log."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}: {log.read_text()}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name} did not become ready: {log.read_text()}")
+        time.sleep(0.2)
+
+
 @dataclass(frozen=True)
 class Ingest:
     url: str
@@ -58,16 +72,7 @@ def run_ingest(bootstrap: str, topic: str, log_dir: Path, **env: str) -> Iterato
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"ingest exited with {process.returncode}: {log.read_text()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"ingest did not become ready: {log.read_text()}")
-            time.sleep(0.2)
+        wait_ready(process, f"{url}/readyz", "ingest", log)
         yield Ingest(url=url, topic=topic, log=log, pid=process.pid)
     finally:
         process.terminate()

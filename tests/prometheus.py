@@ -6,7 +6,6 @@ import contextlib
 import re
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.helpers import free_port
+from tests.helpers import free_port, wait_ready
 
 
 def prometheus_binary() -> str:
@@ -55,16 +54,7 @@ def run_prometheus(config: dict[str, Any], folder: Path) -> Iterator[str]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"prometheus exited with {process.returncode}: {log.read_text()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/-/ready", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"prometheus did not become ready: {log.read_text()}")
-            time.sleep(0.3)
+        wait_ready(process, f"{url}/-/ready", "prometheus", log)
         yield url
     finally:
         process.terminate()
