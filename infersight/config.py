@@ -109,6 +109,10 @@ class WorkerConfig(Section):
     group_id: str = "infersight-worker"
     extra_topics: list[str] = Field(default_factory=list)
     pairing_timeout_seconds: float = Field(30.0, gt=0)
+    #: How long a worker remembers the halves it handed on, to drop copies that come again.
+    dedupe_seconds: float = Field(600.0, ge=0)
+    #: At most this many remembered inferences (about 270 bytes each); the oldest go first.
+    dedupe_max_keys: int = Field(500_000, ge=0)
     batch_size: int = Field(2000, ge=1)
     batch_seconds: float = Field(1.0, gt=0)
     #: Paired records as JSON on this topic, for inspection; detectors and sinks run in the worker.

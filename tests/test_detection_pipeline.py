@@ -11,6 +11,7 @@ the worker's /metrics must show the contract's metrics.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 import time
@@ -202,7 +203,8 @@ def test_drift_outliers_reply_store_feedback_and_metrics(
         assert attributes["ce_subject"] == f"{NAMESPACE}/{MODEL}".encode()
         assert event.key == f"{NAMESPACE}/{MODEL}".encode()  # type: ignore[attr-defined]
 
-        # The same events again, as a redelivery would bring them: no row is added.
+        # The same events again, as a producer's resend would bring them: the feedback event and 59
+        # halves. No row is added, and the halves are dropped before detectors and counters see them.
         producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
         for payload in read_topic(kafka_bootstrap, topic)[:60]:
             producer.send(topic, key=payload.key, value=payload.value, headers=payload.headers)  # type: ignore[attr-defined]
@@ -213,7 +215,8 @@ def test_drift_outliers_reply_store_feedback_and_metrics(
         while time.monotonic() < deadline:
             stored = _rows(store, "select count(*) from inferences")
             labelled = _rows(store, "select request_id, label from inferences where label is not null")
-            if stored and stored[0][0] == len(ids) and len(labelled) == 2 and len(reply.events) >= len(drift):
+            settled = stored and stored[0][0] == len(ids) and len(labelled) == 2
+            if settled and len(reply.events) >= len(drift) and _duplicates(worker.metrics_url) == 59:
                 break
             time.sleep(1)
         assert _rows(store, "select count(*), count(distinct request_id) from inferences") == [
@@ -239,6 +242,9 @@ def test_drift_outliers_reply_store_feedback_and_metrics(
             f'infersight_drift_tests_total{{detector="ks",drift="false",{model}}} 2.0',
             f'infersight_drift_detected{{detector="ks",{model}}} 1.0',
             f'infersight_outliers_total{{detector="iforest",{model}}} {float(len(flagged))}',
+            f'infersight_records_total{{endpoint="default",inferenceservice="{MODEL}",mode="paired",'
+            f'namespace="{NAMESPACE}"}} {float(len(ids))}',
+            f"infersight_duplicates_total{{{model}}} 59.0",
             'infersight_store_rows_total{table="inferences"}',
             "infersight_outlier_score_bucket",
             "infersight_detector_duration_seconds_bucket",
@@ -250,6 +256,11 @@ def test_drift_outliers_reply_store_feedback_and_metrics(
             "infersight_records_total",
         ):
             assert line in metrics, line
+
+
+def _duplicates(metrics_url: str) -> float:
+    found = re.search(r"^infersight_duplicates_total\{[^}]*\} (\S+)$", httpx.get(metrics_url).text, re.M)
+    return float(found.group(1)) if found else 0.0
 
 
 def _exists(bootstrap: str, topic: str) -> bool:

@@ -102,3 +102,41 @@ def test_halves_that_meet_in_one_batch_never_touch_the_table() -> None:
     (later,) = pairer.pair([(1, half(kserve("b", "request", REQUEST), 3.0))])
     assert later.request_id == "b" and later.response is not None and later.response.received_at == 1.0
     assert set(table) == {b"0|ns/iris|c"}
+
+
+def test_halves_coming_again_after_their_inference_was_handed_on_are_dropped() -> None:
+    dropped: list[str] = []
+    pairer = Pairer(
+        {},
+        decode,
+        timeout_seconds=5,
+        dedupe_seconds=60,
+        on_duplicate=lambda h: dropped.append(h.event.attributes["id"]),
+    )
+    batch = [(0, half(kserve(name, kind, body), 1.0)) for name in "ab" for kind, body in PAIR]
+    assert [record.request_id for record in pairer.pair(batch)] == ["a", "b"]
+    # The whole batch again, as a producer's resend brings it: nothing comes out twice.
+    assert pairer.pair(batch) == []
+    assert dropped == ["a", "a", "b", "b"]
+    # A half that went on alone is remembered alone: its late partner still goes on, a copy does not.
+    assert offer(pairer, 0, kserve("c", "request", REQUEST), 2.0) is None
+    (alone,) = pairer.expire(8.0, {0})
+    assert alone.mode == "request"
+    assert offer(pairer, 0, kserve("c", "request", REQUEST), 9.0) is None
+    assert dropped[-1] == "c" and pairer.table == {}
+    assert offer(pairer, 0, kserve("c", "response", RESPONSE), 9.0) is None  # it waits for a request
+    # Past dedupe_seconds the memory is let go.
+    pairer.expire(100.0, {0})
+    assert offer(pairer, 0, kserve("a", "response", RESPONSE), 100.0) is None
+    assert len(dropped) == 5
+
+
+def test_the_memory_of_handed_on_inferences_is_bounded() -> None:
+    pairer = Pairer({}, decode, timeout_seconds=5, dedupe_max_keys=3)
+    batch = [(0, half(kserve(str(n), kind, body), 1.0)) for n in range(5) for kind, body in PAIR]
+    assert len(pairer.pair(batch)) == 5
+    assert len(pairer.pair(batch[-6:])) == 0
+    assert [record.request_id for record in pairer.pair(batch[:4])] == ["0", "1"]
+
+
+PAIR = (("request", REQUEST), ("response", RESPONSE))

@@ -258,3 +258,18 @@ def test_db_upgrade_command_prepares_a_new_store(store_url: str) -> None:
     again = runner.invoke(cli, ["db", "upgrade", "--store", store_url])
     assert "up to date (revision 0001)" in again.stderr
     SqlStore(store_url, migrate=False).close()
+
+
+def test_processes_opening_a_new_store_together_migrate_it_once(store_url: str) -> None:
+    """Workers started side by side each migrate on start: one creates the schema, the rest wait."""
+    import subprocess
+    import sys
+
+    script = "import sys; from infersight.sinks.store import SqlStore; SqlStore(sys.argv[1]).close()"
+    starts = [
+        subprocess.Popen([sys.executable, "-c", script, store_url], stderr=subprocess.PIPE) for _ in range(4)
+    ]
+    for process in starts:
+        _, error = process.communicate(timeout=120)
+        assert process.returncode == 0, error.decode()
+    SqlStore(store_url, migrate=False).close()

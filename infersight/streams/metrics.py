@@ -7,7 +7,7 @@ from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from infersight.records import InferenceRecord, RawEvent
+from infersight.records import Half, InferenceRecord, RawEvent
 
 MODEL_LABELS = ("namespace", "inferenceservice", "endpoint")
 DEADLETTER_REASONS = ("invalid_event", "undecodable_payload", "reply_failed")
@@ -25,6 +25,12 @@ class StreamMetrics:
         self.raw_payloads = Counter(
             "infersight_raw_payloads_total",
             "Request or response bodies of no known protocol, kept raw.",
+            MODEL_LABELS,
+            registry=registry,
+        )
+        self.duplicates = Counter(
+            "infersight_duplicates_total",
+            "Requests or responses dropped because their inference was already handed on.",
             MODEL_LABELS,
             registry=registry,
         )
@@ -72,6 +78,10 @@ class StreamMetrics:
         self.lag.labels(model.namespace, model.inferenceservice, model.endpoint).observe(
             max(0.0, time.time() - stamp)
         )
+
+    def duplicate(self, half: Half) -> None:
+        model = half.event.model
+        self.duplicates.labels(model.namespace, model.inferenceservice, model.endpoint).inc()
 
     def record(self, record: InferenceRecord) -> None:
         model = record.model

@@ -175,7 +175,12 @@ class StreamWorker:
             )
         )
         self.pairer = Pairer(
-            cast("MutableMapping[bytes, bytes]", self.table), decode_event, config.pairing_timeout_seconds
+            cast("MutableMapping[bytes, bytes]", self.table),
+            decode_event,
+            config.pairing_timeout_seconds,
+            dedupe_seconds=config.dedupe_seconds,
+            dedupe_max_keys=config.dedupe_max_keys,
+            on_duplicate=self.metrics.duplicate,
         )
         self.app.agent(self.source, name="pair")(self._pair_agent)
         tick = min(1.0, config.pairing_timeout_seconds / 4)

@@ -8,11 +8,13 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from infersight.sinks.store.engine import StoreError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+#: PostgreSQL advisory lock id held while migrating ("isgt").
+MIGRATION_LOCK = 0x69736774
 
 
 def _config() -> Config:
@@ -38,8 +40,21 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     """Apply every migration up to ``revision`` in one transaction per step; a no-op when current."""
     config = _config()
     with engine.begin() as connection:
+        _hold_migration_lock(connection)
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+
+
+def _hold_migration_lock(connection: Connection) -> None:
+    """Workers started together migrate one after the other; the later ones find nothing to do.
+
+    The lock lasts until the transaction ends: an advisory lock on PostgreSQL, SQLite's write
+    lock (taken up front by ``BEGIN IMMEDIATE``; the others wait out ``busy_timeout``).
+    """
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def require_current(engine: Engine) -> None:
