@@ -24,6 +24,10 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 CONFIG_ENV = "INFERSIGHT_CONFIG"
+#: CloudEvent attributes that pairing, routing and the store rely on.
+REQUIRED_ATTRIBUTES = frozenset(
+    {"specversion", "id", "source", "type", "namespace", "inferenceservicename", "endpoint", "requestid"}
+)
 
 
 class ConfigError(Exception):
@@ -68,9 +72,24 @@ class KafkaConfig(Section):
         return value
 
 
+class TlsConfig(Section):
+    """A PEM certificate (chain) and its private key: the server then speaks HTTPS only."""
+
+    certfile: Path
+    keyfile: Path
+
+    @model_validator(mode="after")
+    def _readable(self) -> TlsConfig:
+        for path in (self.certfile, self.keyfile):
+            if not path.is_file():
+                raise ValueError(f"{path} is not a readable file")
+        return self
+
+
 class IngestConfig(Section):
     host: str = "0.0.0.0"
     port: int = Field(8080, ge=0, le=65535)
+    tls: TlsConfig | None = None
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1)
     auth_tokens: list[SecretStr] = Field(default_factory=list)
     kafka_timeout_seconds: float = Field(10.0, gt=0)
@@ -139,6 +158,7 @@ class ApiConfig(Section):
 
     host: str = "0.0.0.0"
     port: int = Field(8082, ge=0, le=65535)
+    tls: TlsConfig | None = None
     #: Mount ``/v1/...`` in the ingest process too (it then needs the store).
     enabled: bool = False
     #: Bearer tokens for ``/v1/...``; none means open.
@@ -212,7 +232,14 @@ class ModelConfig(Section):
     namespace: str
     inferenceservice: str = Field(min_length=1)
     endpoint: str | None = None
-    detectors: list[DetectorConfig] = Field(min_length=1)
+    detectors: list[DetectorConfig] = Field(default_factory=list)
+    #: The share of inferences kept (by a hash of the request id, so both halves go together).
+    sample_rate: float = Field(1.0, ge=0.0, le=1.0)
+    #: JSON fields of request and response bodies replaced by "[REDACTED]" before anything is
+    #: stored, as dotted paths where ``*`` is any key or index: ``instances.*.email``.
+    redact: list[str] = Field(default_factory=list)
+    #: CloudEvent attributes dropped before anything is stored, e.g. ``metadata`` (request headers).
+    redact_attributes: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_names(self) -> ModelConfig:
@@ -221,6 +248,22 @@ class ModelConfig(Section):
         if repeated:
             raise ValueError(f"detector names repeat: {', '.join(repeated)}")
         return self
+
+    @field_validator("redact")
+    @classmethod
+    def _paths(cls, paths: list[str]) -> list[str]:
+        for path in paths:
+            if not path or any(not part for part in path.split(".")):
+                raise ValueError(f"a redact path is dotted keys, '*' or indexes, got {path!r}")
+        return paths
+
+    @field_validator("redact_attributes")
+    @classmethod
+    def _optional_attributes(cls, names: list[str]) -> list[str]:
+        required = sorted(set(names) & REQUIRED_ATTRIBUTES)
+        if required:
+            raise ValueError(f"{', '.join(required)} cannot be redacted: every CloudEvent needs them")
+        return names
 
 
 class DetectionsConfig(Section):

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from infersight.cli.context import settings_of
+from infersight.cli.context import settings_of, tls_files
 from infersight.cli.storeargs import Store, store_errors
 
 
@@ -27,6 +27,7 @@ def api(
     logs.configure(config.log_level)
     with store_errors():
         engine = open_store(store or settings.store.url, settings.store.migrate_on_start)
+    certfile, keyfile = tls_files(config.tls)
     uvicorn.run(
         create_query_app(engine, config),
         host=host or config.host,
@@ -34,4 +35,6 @@ def api(
         log_level=config.log_level,
         access_log=False,
         server_header=False,
+        ssl_certfile=certfile,
+        ssl_keyfile=keyfile,
     )

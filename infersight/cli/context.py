@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from infersight.config import ConfigError, Settings, load_settings
+from infersight.config import ConfigError, Settings, TlsConfig, load_settings
 
 
 class CliError(Exception):
@@ -32,3 +32,9 @@ def settings_of(ctx: typer.Context) -> Settings:
     state = ctx.find_root().obj
     assert isinstance(state, State)
     return state.settings()
+
+
+
+def tls_files(tls: TlsConfig | None) -> tuple[str | None, str | None]:
+    """uvicorn's ``ssl_certfile`` and ``ssl_keyfile``: both None for plain HTTP."""
+    return (str(tls.certfile), str(tls.keyfile)) if tls is not None else (None, None)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from infersight.cli.context import CliError, settings_of
+from infersight.cli.context import CliError, settings_of, tls_files
 from infersight.kafkaclient import KafkaUnreachable, ensure_topics, infersight_topics
 
 console = Console(stderr=True)
@@ -35,6 +35,7 @@ def ingest(
             raise CliError(f"{exc} (start one with `infersight kafka start`)") from exc
         if created:
             console.print(f"created Kafka topics: {', '.join(created)}", highlight=False)
+    certfile, keyfile = tls_files(config.tls)
     uvicorn.run(
         create_app(settings),
         host=host or config.host,
@@ -43,4 +44,6 @@ def ingest(
         access_log=False,
         server_header=False,
         proxy_headers=False,
+        ssl_certfile=certfile,
+        ssl_keyfile=keyfile,
     )

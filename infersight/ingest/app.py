@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request, Response, Security
+from fastapi.security import HTTPBearer
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -14,19 +16,108 @@ from prometheus_client import (
     platform_collector,
     process_collector,
 )
+from pydantic import BaseModel, Field
 
 from infersight.config import Settings
+from infersight.eventformat import BATCH, STRUCTURED
 from infersight.ingest.metrics import IngestMetrics
 from infersight.ingest.publisher import KafkaPublisher
 from infersight.ingest.receiver import EVENT_PATHS, ASGIApp, Receiver
+from infersight.privacy import TrafficRules
 
-_RESPONSES = {
-    202: {"description": "Every event in the request is in Kafka."},
-    400: {"description": "Malformed CloudEvent or body."},
-    401: {"description": "Missing or invalid bearer token (when tokens are configured)."},
-    413: {"description": "Body over the size limit."},
-    415: {"description": "Not a CloudEvent content type."},
-    503: {"description": "Kafka cannot take the event now; retry after Retry-After seconds."},
+
+class Accepted(BaseModel):
+    accepted: int = Field(description="Events in the request, every one now in Kafka.")
+
+
+class Refused(BaseModel):
+    error: str = Field(description="Why the request was refused.")
+
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": Refused, "description": "Malformed CloudEvent or body."},
+    401: {"model": Refused, "description": "Missing or invalid bearer token (when tokens are configured)."},
+    413: {"model": Refused, "description": "Body over the size limit."},
+    415: {"model": Refused, "description": "Not a CloudEvent content type, or an unknown Content-Encoding."},
+    503: {
+        "model": Refused,
+        "description": "Kafka cannot take the event now; retry after Retry-After seconds.",
+        "headers": {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
+    },
+}
+
+_TEXT = {"type": "string", "minLength": 1}
+_CLOUDEVENT: dict[str, Any] = {
+    "type": "object",
+    "title": "CloudEvent",
+    "description": "One event in the CloudEvents JSON format. Extension attributes (lower-case letters and "
+    "digits) are strings, integers or booleans; `data` (JSON, or text for a non-JSON datacontenttype) "
+    "and `data_base64` exclude each other.",
+    "required": ["specversion", "id", "source", "type"],
+    "properties": {
+        "specversion": {"type": "string", "enum": ["1.0", "0.3"]},
+        "id": _TEXT,
+        "source": _TEXT,
+        "type": _TEXT,
+        "time": {"type": "string", "format": "date-time"},
+        "subject": _TEXT,
+        "datacontenttype": _TEXT,
+        "dataschema": _TEXT,
+        "data": {},
+        "data_base64": {"type": "string", "contentEncoding": "base64"},
+    },
+    "propertyNames": {"pattern": "^([a-z0-9]+|data_base64)$"},
+    "additionalProperties": {"type": ["string", "integer", "boolean"]},
+}
+
+
+def _ce_header(attribute: str, description: str, **schema: Any) -> dict[str, Any]:
+    return {
+        "name": f"ce-{attribute}",
+        "in": "header",
+        "required": False,
+        "description": description,
+        "schema": schema or _TEXT,
+    }
+
+
+#: What ``POST /`` and ``POST /events`` take. The receiver reads the request itself, so FastAPI
+#: cannot derive this from a signature: binary mode (``ce-*`` headers, any body), structured mode
+#: (one event as JSON) or batch mode (an array of them).
+_EVENT_REQUEST: dict[str, Any] = {
+    "parameters": [
+        _ce_header(
+            "specversion", "Binary mode: its presence selects binary mode.", type="string", enum=["1.0"]
+        ),
+        _ce_header("id", "Binary mode: the event id (KServe: the request id), required."),
+        _ce_header("source", "Binary mode: required."),
+        _ce_header("type", "Binary mode: e.g. org.kubeflow.serving.inference.request, required."),
+        _ce_header("time", "Binary mode: RFC 3339.", type="string", format="date-time"),
+        _ce_header("inferenceservicename", "The model (KServe and Seldon loggers send it)."),
+        _ce_header("namespace", "The model's namespace."),
+        _ce_header("endpoint", "The model's endpoint (default, canary)."),
+        _ce_header("component", "The component that logged the event (predictor, transformer)."),
+        _ce_header("requestid", "Seldon: the request both halves of an inference share."),
+        {
+            "name": "content-encoding",
+            "in": "header",
+            "required": False,
+            "description": "Binary mode: gzip when the body is compressed.",
+            "schema": {"type": "string", "enum": ["gzip", "identity"]},
+        },
+    ],
+    "requestBody": {
+        "required": False,
+        "description": "The event data in binary mode, one event in structured mode, an array in batch mode.",
+        "content": {
+            "application/json": {"schema": {"description": "Binary mode: the data, with ce-* headers."}},
+            "application/octet-stream": {
+                "schema": {"type": "string", "format": "binary", "description": "Binary mode: the data."}
+            },
+            STRUCTURED: {"schema": _CLOUDEVENT},
+            BATCH: {"schema": {"type": "array", "items": _CLOUDEVENT}},
+        },
+    },
 }
 
 
@@ -41,7 +132,10 @@ def create_api(settings: Settings, registry: CollectorRegistry | None = None) ->
         collector(registry=registry)
     publisher = KafkaPublisher(settings.kafka, settings.ingest)
     receiver = Receiver(
-        settings.ingest, publisher, IngestMetrics(registry, settings.ingest.max_models_in_metrics)
+        settings.ingest,
+        publisher,
+        IngestMetrics(registry, settings.ingest.max_models_in_metrics),
+        TrafficRules(settings.models, settings.ingest.max_body_bytes),
     )
     retry_after = str(settings.ingest.retry_after_seconds)
 
@@ -64,8 +158,20 @@ def create_api(settings: Settings, registry: CollectorRegistry | None = None) ->
         status, body, headers = await receiver.handle(request.scope, request.receive)
         return Response(body, status_code=status, headers={k.decode(): v.decode() for k, v in headers})
 
+    # The receiver checks the token itself; this dependency only puts the scheme in the OpenAPI document.
+    bearer = [Security(HTTPBearer(scheme_name="ingestToken", auto_error=False))]
     for path in sorted(EVENT_PATHS):
-        api.add_api_route(path, receive_events, methods=["POST"], status_code=202, responses=_RESPONSES)  # type: ignore[arg-type]
+        api.add_api_route(
+            path,
+            receive_events,
+            methods=["POST"],
+            status_code=202,
+            response_model=Accepted,
+            response_description="Every event in the request is in Kafka.",
+            responses=_RESPONSES,
+            openapi_extra=_EVENT_REQUEST,
+            dependencies=bearer if settings.ingest.auth_tokens else None,
+        )
 
     @api.get("/healthz", summary="The process is up")
     async def healthz() -> dict[str, str]:

@@ -31,6 +31,12 @@ class IngestMetrics:
             ["reason"],
             registry=registry,
         )
+        self.sampled = Counter(
+            "infersight_sampled_out_total",
+            "Inference events dropped by the model's sample_rate (answered 202, not stored).",
+            ["namespace", "inferenceservice", "endpoint"],
+            registry=registry,
+        )
         self.request_duration = Histogram(
             "infersight_ingest_request_duration_seconds",
             "Time from receiving a request to answering it.",
@@ -63,6 +69,9 @@ class IngestMetrics:
             if len(self._event_counters) < 4 * self._max_models:
                 self._event_counters[(event_type, model)] = counter
         counter.inc()
+
+    def sampled_out(self, model: ModelRef) -> None:
+        self.sampled.labels(*self._model_labels(model)).inc()
 
     def rejected_for(self, reason: RejectReason) -> None:
         self.rejected.labels(reason=reason).inc()

@@ -14,11 +14,14 @@ from typing import Any
 import orjson
 
 from infersight.config import IngestConfig
+from infersight.eventformat import InvalidEvent
 from infersight.ingest.auth import BearerAuth
 from infersight.ingest.errors import IngestError
 from infersight.ingest.metrics import IngestMetrics
 from infersight.ingest.parsing import parse_request
 from infersight.ingest.publisher import KafkaPublisher
+from infersight.privacy import TrafficRules
+from infersight.records import RawEvent
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -60,9 +63,16 @@ async def _read_body(headers: dict[str, str], receive: Receive, limit: int) -> b
 class Receiver:
     """Parses, publishes and answers; counts every outcome."""
 
-    def __init__(self, config: IngestConfig, publisher: KafkaPublisher, metrics: IngestMetrics) -> None:
+    def __init__(
+        self,
+        config: IngestConfig,
+        publisher: KafkaPublisher,
+        metrics: IngestMetrics,
+        rules: TrafficRules | None = None,
+    ) -> None:
         self.publisher = publisher
         self.metrics = metrics
+        self.rules = rules
         self.auth = BearerAuth(config.auth_tokens)
         self.limit = config.max_body_bytes
         self.retry_after = str(config.retry_after_seconds).encode()
@@ -74,17 +84,34 @@ class Receiver:
             headers = _headers(scope)
             self.auth.check(headers.get("authorization"))
             events = parse_request(headers, await _read_body(headers, receive, self.limit), self.limit)
-            if events:
-                await self.publisher.publish(events)
+            kept = self._kept(events)
+            if kept:
+                await self.publisher.publish(kept)
         except IngestError as exc:
             self.metrics.rejected_for(exc.reason)
             extra = [(b"retry-after", self.retry_after)] if exc.status == 503 else []
             return exc.status, orjson.dumps({"error": exc.message}), [_JSON, *extra]
         finally:
             self.metrics.request_duration.observe(time.perf_counter() - started)
-        for event in events:
+        for event in kept:
             self.metrics.accepted(event.type, event.model)
         return 202, orjson.dumps({"accepted": len(events)}), [_JSON]
+
+    def _kept(self, events: list[RawEvent]) -> list[RawEvent]:
+        """The events sampling keeps, redacted; the others are counted and answered 202 too."""
+        if self.rules is None or self.rules.empty:
+            return events
+        kept = []
+        for index, event in enumerate(events):
+            try:
+                allowed = self.rules.apply(event)
+            except InvalidEvent as exc:
+                raise IngestError("malformed", f"event [{index}]: {exc}") from exc
+            if allowed is None:
+                self.metrics.sampled_out(event.model)
+            else:
+                kept.append(allowed)
+        return kept
 
     def front(self, app: ASGIApp) -> ASGIApp:
         """An ASGI app that answers event POSTs itself and passes everything else to ``app``."""

@@ -34,6 +34,12 @@ class StreamMetrics:
             MODEL_LABELS,
             registry=registry,
         )
+        self.sampled = Counter(
+            "infersight_sampled_out_total",
+            "Inference events dropped by the model's sample_rate.",
+            MODEL_LABELS,
+            registry=registry,
+        )
         self.deadletters = Counter(
             "infersight_deadletters_total",
             "Events sent to the dead-letter topic, by reason.",
@@ -82,6 +88,10 @@ class StreamMetrics:
     def duplicate(self, half: Half) -> None:
         model = half.event.model
         self.duplicates.labels(model.namespace, model.inferenceservice, model.endpoint).inc()
+
+    def sampled_out(self, event: RawEvent) -> None:
+        model = event.model
+        self.sampled.labels(model.namespace, model.inferenceservice, model.endpoint).inc()
 
     def record(self, record: InferenceRecord) -> None:
         model = record.model
