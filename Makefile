@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo up test lint bench clean
+.PHONY: demo up test lint bench soak clean
 
 $(BIN)/infersight: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ lint: $(BIN)/infersight
 
 bench: $(BIN)/infersight  ## every benchmark, one table (bench/results/all.json)
 	$(BIN)/python bench/run
+
+SOAK_ARGS ?=
+soak: $(BIN)/infersight  ## the pipeline for 10 min at half its probed rate: loss, lag, memory (bench/results/soak.json)
+	$(BIN)/python bench/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

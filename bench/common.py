@@ -1,4 +1,5 @@
-"""What the benchmarks share: ports, a broker for the run, stopping what they started, results."""
+"""What the benchmarks share: ports, a broker for the run, stopping what they started, results,
+and what watches a running process: its resident memory and its consumer group's lag."""
 
 from __future__ import annotations
 
@@ -104,6 +105,77 @@ def run_in_process(target: Callable[..., None], args: tuple[Any, ...], what: str
     finally:
         process.terminate()  # nothing happens once it has exited
         process.join()
+
+
+def rss_bytes(pid: int) -> int | None:
+    """Resident memory of a process and its descendants (psutil if installed, else /proc); None once gone."""
+    try:
+        import psutil
+    except ImportError:
+        return _proc_rss_bytes(pid)
+    try:
+        process = psutil.Process(pid)
+        return int(sum(p.memory_info().rss for p in (process, *process.children(recursive=True))))
+    except psutil.Error:
+        return None
+
+
+def _proc_rss_bytes(pid: int) -> int | None:
+    children: dict[int, list[int]] = {}  # parent pid → its children, from each process's stat
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            children.setdefault(int(stat.read_text().rsplit(")", 1)[1].split()[1]), []).append(
+                int(stat.parent.name)
+            )
+    total, family = 0, [pid]
+    while family:
+        current = family.pop()
+        family.extend(children.get(current, ()))
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+        except OSError:
+            if current == pid:
+                return None
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
+    return total
+
+
+class ConsumerLag:
+    """A consumer group's lag on one topic: end offsets minus committed offsets, over every partition.
+
+    A partition the group has committed nothing on counts from its beginning offset.
+    """
+
+    def __init__(self, bootstrap: str, group: str, topic: str) -> None:
+        from kafka import KafkaAdminClient, KafkaConsumer
+
+        self.group, self.topic = group, topic
+        self.admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+
+    def committed(self) -> dict[Any, int]:
+        if hasattr(self.admin, "list_group_offsets"):  # kafka-python 3
+            offsets = self.admin.list_group_offsets({self.group: None}).get(self.group, {})
+        else:  # kafka-python 2
+            offsets = self.admin.list_consumer_group_offsets(self.group)
+        return {tp: meta.offset for tp, meta in offsets.items() if tp.topic == self.topic}
+
+    def __call__(self) -> int:
+        from kafka import TopicPartition
+
+        numbers = self.consumer.partitions_for_topic(self.topic) or ()
+        partitions = [TopicPartition(self.topic, number) for number in numbers]
+        ends = self.consumer.end_offsets(partitions)
+        beginnings = self.consumer.beginning_offsets(partitions)
+        committed = self.committed()
+        return int(sum(ends[tp] - max(committed.get(tp, -1), beginnings[tp]) for tp in partitions))
+
+    def close(self) -> None:
+        self.consumer.close()
+        self.admin.close()
 
 
 def write_json(path: Path, figures: dict[str, Any]) -> None:

@@ -35,14 +35,21 @@ def kafka_environment(bootstrap: str, topic: str, **env: str) -> dict[str, str]:
     }
 
 
-def wait_ready(process: subprocess.Popen[bytes], url: str, name: str, log: Path, timeout: float = 60) -> None:
+def wait_ready(
+    process: subprocess.Popen[bytes],
+    url: str,
+    name: str,
+    log: Path,
+    timeout: float = 60,
+    verify: str | bool = True,
+) -> None:
     """Until ``url`` answers 200; a process that exits or stays unready fails with its log."""
     deadline = time.monotonic() + timeout
     while True:
         if process.poll() is not None:
             raise RuntimeError(f"{name} exited with {process.returncode}: {log.read_text()}")
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=2).status_code == 200:
+            if httpx.get(url, timeout=2, verify=verify).status_code == 200:
                 return
         if time.monotonic() > deadline:
             raise RuntimeError(f"{name} did not become ready: {log.read_text()}")
@@ -70,9 +77,13 @@ def run_ingest(bootstrap: str, topic: str, log_dir: Path, **env: str) -> Iterato
             stdout=output,
             stderr=subprocess.STDOUT,
         )
-    url = f"http://127.0.0.1:{port}"
+    # With a certificate configured the ingest speaks HTTPS only; INFERSIGHT_TEST_CA names its issuer.
+    tls = "INFERSIGHT_INGEST__TLS__CERTFILE" in environment
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     try:
-        wait_ready(process, f"{url}/readyz", "ingest", log)
+        wait_ready(
+            process, f"{url}/readyz", "ingest", log, verify=environment.get("INFERSIGHT_TEST_CA", True)
+        )
         yield Ingest(url=url, topic=topic, log=log, pid=process.pid)
     finally:
         process.terminate()
@@ -174,3 +185,41 @@ def wait_for_records(bootstrap: str, topic: str, count: int, timeout: float = 90
         if time.monotonic() > deadline:
             raise TimeoutError(f"{topic} did not reach {count} records")
         time.sleep(0.5)
+
+
+def stored_inferences(store_url: str) -> dict[str, tuple[int, bool, bool]]:
+    """Per request id in the store: its number of rows, and whether the request and response are in."""
+    from sqlalchemy import create_engine, text
+
+    from infersight.sinks.store.engine import driver_url
+
+    engine = create_engine(driver_url(store_url))
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT request_id, count(*), max(CASE WHEN request_event_id IS NULL THEN 0 ELSE 1 END),"
+                    " max(CASE WHEN response_event_id IS NULL THEN 0 ELSE 1 END) FROM inferences"
+                    " GROUP BY request_id"
+                )
+            ).all()
+    except Exception:  # the worker has not created the tables yet
+        return {}
+    finally:
+        engine.dispose()
+    return {row[0]: (int(row[1]), bool(row[2]), bool(row[3])) for row in rows}
+
+
+def wait_stored(
+    store_url: str, ids: set[str], timeout: float = 120, *, halves: int = 1
+) -> dict[str, tuple[int, bool, bool]]:
+    """Until every id in ``ids`` is stored with ``halves`` halves (1: request, 2: both); all stored rows."""
+    deadline = time.monotonic() + timeout
+    while True:
+        stored = stored_inferences(store_url)
+        missing = {i for i in ids if i not in stored or sum(stored[i][1:]) < halves}
+        if not missing:
+            return stored
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{len(missing)} of {len(ids)} acknowledged inferences never stored whole")
+        time.sleep(1)

@@ -38,63 +38,61 @@ def _run_as() -> tuple[list[str], int | None, int | None]:
     raise RuntimeError("running as root and neither the postgres nor the nobody user exists")
 
 
+class LocalPostgres:
+    """One server in a temporary folder; fault tests stop and start it again under the writers' feet."""
+
+    def __init__(self, *, durable: bool = False) -> None:
+        """``durable`` keeps PostgreSQL's fsync; tests turn it off because they throw the data away."""
+        bin_dir = postgres_bin()
+        if bin_dir is None:
+            raise RuntimeError(
+                "no PostgreSQL server binaries (apt install postgresql) and no $INFERSIGHT_TEST_POSTGRES_URL"
+            )
+        self.bin_dir = bin_dir
+        self.prefix, uid, gid = _run_as()
+        self.root = Path(tempfile.mkdtemp(prefix="infersight-pg-"))
+        self.data = self.root / "data"
+        if uid is not None and gid is not None:
+            os.chown(self.root, uid, gid)
+        self.port = free_port()
+        self.options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
+        if not durable:
+            self.options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        self.url = f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/postgres"
+        self._run("initdb", "-D", str(self.data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--no-sync")
+
+    def _run(self, program: str, *args: str) -> None:
+        command = [*self.prefix, str(self.bin_dir / program), *args]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode:
+            log = self.root / "server.log"
+            detail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise RuntimeError(f"{program} failed: {result.stderr.strip()}\n{detail}")
+
+    def start(self) -> None:
+        log = str(self.root / "server.log")
+        self._run("pg_ctl", "-D", str(self.data), "-l", log, "-o", self.options, "-w", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        """``fast`` disconnects clients and shuts down cleanly; ``immediate`` is a crash."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def remove(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def local_postgres(*, durable: bool = False) -> Iterator[str]:
-    """Start a server on a free port and yield its URL; stop it and delete its files afterwards.
-
-    ``durable`` keeps PostgreSQL's default fsync; tests turn it off because they throw the data away.
-    """
-    bin_dir = postgres_bin()
-    if bin_dir is None:
-        raise RuntimeError(
-            "no PostgreSQL server binaries (apt install postgresql) and no $INFERSIGHT_TEST_POSTGRES_URL"
-        )
-    prefix, uid, gid = _run_as()
-    root = Path(tempfile.mkdtemp(prefix="infersight-pg-"))
-    data = root / "data"
-    if uid is not None and gid is not None:
-        os.chown(root, uid, gid)
-    port = free_port()
-
-    def run(*args: str) -> None:
-        result = subprocess.run([*prefix, *args], capture_output=True, text=True, check=False)
-        if result.returncode:
-            log = root / "server.log"
-            detail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-            raise RuntimeError(f"{Path(args[0]).name} failed: {result.stderr.strip()}\n{detail}")
-
-    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
-    if not durable:
-        options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    """Start a server on a free port and yield its URL; stop it and delete its files afterwards."""
+    server = LocalPostgres(durable=durable)
     try:
-        run(
-            str(bin_dir / "initdb"),
-            "-D",
-            str(data),
-            "-U",
-            SUPERUSER,
-            "--auth=trust",
-            "-E",
-            "UTF8",
-            "--no-sync",
-        )
-        run(
-            str(bin_dir / "pg_ctl"),
-            "-D",
-            str(data),
-            "-l",
-            str(root / "server.log"),
-            "-o",
-            options,
-            "-w",
-            "start",
-        )
+        server.start()
         try:
-            yield f"postgresql://{SUPERUSER}@127.0.0.1:{port}/postgres"
+            yield server.url
         finally:
-            run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
+            server.stop()
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        server.remove()
 
 
 def create_database(server_url: str, name: str) -> str:

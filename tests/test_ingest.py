@@ -5,11 +5,13 @@ from __future__ import annotations
 import gzip
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.certs import make_certificates
 from tests.helpers import Ingest, read_topic, run_ingest, topic_size
 
 KSERVE_V1_REQUEST = b'{"instances": [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]}'
@@ -298,6 +300,30 @@ def test_bearer_tokens(kafka_bootstrap: str, tmp_path: Any) -> None:
         assert topic_size(kafka_bootstrap, topic) == 2
         metrics = httpx.get(f"{secured.url}/metrics").text
         assert 'infersight_ingest_rejected_total{reason="unauthorized"} 2.0' in metrics
+
+
+def test_tls_with_a_bearer_token(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """HTTPS only, with the certificate configured; the token travels encrypted."""
+    ca, keystore = make_certificates(tmp_path, "localhost")
+    topic = f"test.tls.{uuid.uuid4().hex[:8]}"
+    with run_ingest(
+        kafka_bootstrap,
+        topic,
+        tmp_path,
+        INFERSIGHT_INGEST__TLS__CERTFILE=str(keystore),
+        INFERSIGHT_INGEST__TLS__KEYFILE=str(keystore),
+        INFERSIGHT_INGEST__AUTH_TOKENS='["s3cret"]',
+        INFERSIGHT_TEST_CA=str(ca),
+    ) as secured:
+        assert secured.url.startswith("https://")
+        headers = {**kserve_headers(str(uuid.uuid4()), "request"), "Authorization": "Bearer s3cret"}
+        answer = httpx.post(secured.url, headers=headers, content=KSERVE_V1_REQUEST, verify=str(ca))
+        assert answer.status_code == 202
+        with pytest.raises(httpx.ConnectError):  # an unknown issuer is refused by the client
+            httpx.post(secured.url, headers=headers, content=KSERVE_V1_REQUEST)
+        with pytest.raises(httpx.HTTPError):  # plain HTTP gets no answer
+            httpx.post(secured.url.replace("https", "http"), headers=headers, content=KSERVE_V1_REQUEST)
+        assert topic_size(kafka_bootstrap, topic) == 1
 
 
 def test_health_readiness_metrics_and_openapi(ingest: Ingest) -> None:

@@ -34,7 +34,6 @@ def settings_of(ctx: typer.Context) -> Settings:
     return state.settings()
 
 
-
 def tls_files(tls: TlsConfig | None) -> tuple[str | None, str | None]:
     """uvicorn's ``ssl_certfile`` and ``ssl_keyfile``: both None for plain HTTP."""
     return (str(tls.certfile), str(tls.keyfile)) if tls is not None else (None, None)

@@ -1,5 +1,5 @@
 """A real single-node Apache Kafka (KRaft) for local use, tests and the demo."""
 
-from infersight.localkafka.runner import KafkaStatus, LocalKafka, LocalKafkaError
+from infersight.localkafka.runner import KafkaStatus, Listener, LocalKafka, LocalKafkaError
 
-__all__ = ["KafkaStatus", "LocalKafka", "LocalKafkaError"]
+__all__ = ["KafkaStatus", "Listener", "LocalKafka", "LocalKafkaError"]

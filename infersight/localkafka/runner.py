@@ -16,6 +16,7 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,19 @@ class KafkaStatus:
     bootstrap_servers: str
     state_dir: Path
     version: str
+
+
+@dataclass(frozen=True)
+class Listener:
+    """One more listener of the local broker, e.g. ``Listener("SASL_SSL", "SASL_SSL", 9094)``.
+
+    Its settings (keystore, SASL mechanisms, JAAS) go in ``LocalKafka(properties=...)``, under
+    ``listener.name.<name in lower case>.`` where they concern this listener only.
+    """
+
+    name: str
+    protocol: str
+    port: int
 
 
 def _port_open(host: str, port: int) -> bool:
@@ -82,9 +96,19 @@ def _process_alive(pid: int) -> bool:
 class LocalKafka:
     """A single-node Apache Kafka in KRaft mode (combined broker and controller)."""
 
-    def __init__(self, config: LocalKafkaConfig) -> None:
+    def __init__(
+        self,
+        config: LocalKafkaConfig,
+        *,
+        listeners: Sequence[Listener] = (),
+        properties: Mapping[str, str] | None = None,
+    ) -> None:
+        """``listeners`` are served beside the PLAINTEXT one (which readiness probes keep using);
+        ``properties`` are added to, or replace, the generated ``server.properties`` entries."""
         self.config = config
         self.state_dir = config.state_dir.expanduser()
+        self.listeners = tuple(listeners)
+        self.properties = dict(properties or {})
 
     @property
     def bootstrap_servers(self) -> str:
@@ -118,15 +142,25 @@ class LocalKafka:
     def _write_properties(self) -> Path:
         cfg = self.config
         data_dir = self.state_dir / "data"
+        extra = [f"{listener.name}://{cfg.host}:{listener.port}" for listener in self.listeners]
+        protocols = [f"{listener.name}:{listener.protocol}" for listener in self.listeners]
         properties = {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@{cfg.host}:{cfg.controller_port}",
-            "listeners": f"PLAINTEXT://{cfg.host}:{cfg.port},CONTROLLER://{cfg.host}:{cfg.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{cfg.host}:{cfg.port}",
+            "listeners": ",".join(
+                [
+                    f"PLAINTEXT://{cfg.host}:{cfg.port}",
+                    f"CONTROLLER://{cfg.host}:{cfg.controller_port}",
+                    *extra,
+                ]
+            ),
+            "advertised.listeners": ",".join([f"PLAINTEXT://{cfg.host}:{cfg.port}", *extra]),
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "listener.security.protocol.map": ",".join(
+                ["CONTROLLER:PLAINTEXT", "PLAINTEXT:PLAINTEXT", *protocols]
+            ),
             "log.dirs": str(data_dir),
             "num.partitions": "1",
             "offsets.topic.replication.factor": "1",
@@ -138,6 +172,7 @@ class LocalKafka:
             # A lone broker has no one to wait for: let the first consumer group form at once.
             "group.initial.rebalance.delay.ms": "0",
             "log.retention.hours": "168",
+            **self.properties,
         }
         path = self.state_dir / "server.properties"
         path.write_text("".join(f"{key}={value}\n" for key, value in properties.items()), encoding="utf-8")

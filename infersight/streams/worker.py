@@ -32,6 +32,8 @@ from infersight.binding import from_kafka_record
 from infersight.config import Settings
 from infersight.detectors.runner import DetectorRunner
 from infersight.eventformat import InvalidEvent
+from infersight.kafkaclient import faust_credentials
+from infersight.privacy import TrafficRules
 from infersight.records import (
     FEEDBACK,
     SELDON_FEEDBACK,
@@ -121,6 +123,8 @@ class StreamWorker:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detectors")
         self.store_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         detections = settings.detections
+        # Events from KafkaSink or Seldon topics never passed the ingest's sampling and redaction.
+        self.rules = TrafficRules(settings.models, settings.ingest.max_body_bytes)
         self.reply = (
             ReplyPoster(
                 detections.reply_url,
@@ -138,6 +142,7 @@ class StreamWorker:
         self.app = faust.App(
             config.group_id,
             broker=[f"kafka://{server.strip()}" for server in kafka.bootstrap_servers.split(",")],
+            broker_credentials=faust_credentials(kafka),
             store="memory://",
             datadir=str(config.state_dir),
             topic_partitions=partitions,
@@ -208,8 +213,12 @@ class StreamWorker:
             for event in events:
                 message = event.message
                 try:
-                    raw = from_kafka_record(_header_pairs(message.headers), message.value)
-                    self.metrics.observe_lag(raw)
+                    received = from_kafka_record(_header_pairs(message.headers), message.value)
+                    self.metrics.observe_lag(received)
+                    raw = self.rules.apply(received)
+                    if raw is None:
+                        self.metrics.sampled_out(received)
+                        continue
                     if half_of(raw) is None:
                         others.append(raw)
                         self.metrics.other_events.labels(event_type_label(raw.type)).inc()
