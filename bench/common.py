@@ -150,18 +150,15 @@ class ConsumerLag:
     """
 
     def __init__(self, bootstrap: str, group: str, topic: str) -> None:
-        from kafka import KafkaAdminClient, KafkaConsumer
+        from kafka import KafkaConsumer
 
-        self.group, self.topic = group, topic
-        self.admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        self.bootstrap, self.group, self.topic = bootstrap, group, topic
         self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
 
     def committed(self) -> dict[Any, int]:
-        if hasattr(self.admin, "list_group_offsets"):  # kafka-python 3
-            offsets = self.admin.list_group_offsets({self.group: None}).get(self.group, {})
-        else:  # kafka-python 2
-            offsets = self.admin.list_consumer_group_offsets(self.group)
-        return {tp: meta.offset for tp, meta in offsets.items() if tp.topic == self.topic}
+        from tests.helpers import committed_offsets
+
+        return committed_offsets(self.bootstrap, self.group, self.topic)
 
     def __call__(self) -> int:
         from kafka import TopicPartition
@@ -175,7 +172,6 @@ class ConsumerLag:
 
     def close(self) -> None:
         self.consumer.close()
-        self.admin.close()
 
 
 def write_json(path: Path, figures: dict[str, Any]) -> None:

@@ -223,3 +223,18 @@ def wait_stored(
         if time.monotonic() > deadline:
             raise AssertionError(f"{len(missing)} of {len(ids)} acknowledged inferences never stored whole")
         time.sleep(1)
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[TopicPartition, int]:
+    """The offsets ``group`` has committed on ``topic``'s partitions (kafka-python 2 or 3)."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        if hasattr(admin, "list_group_offsets"):  # kafka-python 3
+            offsets = admin.list_group_offsets({group: None}).get(group, {})
+        else:  # kafka-python 2
+            offsets = admin.list_consumer_group_offsets(group)
+    finally:
+        admin.close()
+    return {tp: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
