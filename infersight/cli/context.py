@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from infersight.config import ConfigError, Settings, TlsConfig, load_settings
+from infersight.kafkaclient import KafkaAuthenticationFailed, KafkaUnreachable
 
 
 class CliError(Exception):
@@ -37,3 +38,10 @@ def settings_of(ctx: typer.Context) -> Settings:
 def tls_files(tls: TlsConfig | None) -> tuple[str | None, str | None]:
     """uvicorn's ``ssl_certfile`` and ``ssl_keyfile``: both None for plain HTTP."""
     return (str(tls.certfile), str(tls.keyfile)) if tls is not None else (None, None)
+
+
+def kafka_error(exc: KafkaUnreachable) -> CliError:
+    """The line to print: a broker refusing our login needs other advice than one that is not there."""
+    if isinstance(exc, KafkaAuthenticationFailed):
+        return CliError(str(exc))
+    return CliError(f"{exc} (start one with `infersight kafka start`)")

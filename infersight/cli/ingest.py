@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from infersight.cli.context import CliError, settings_of, tls_files
+from infersight.cli.context import kafka_error, settings_of, tls_files
 from infersight.kafkaclient import KafkaUnreachable, ensure_topics, infersight_topics
 
 console = Console(stderr=True)
@@ -32,7 +32,7 @@ def ingest(
             with console.status(f"waiting for Kafka at {settings.kafka.bootstrap_servers} ..."):
                 created = ensure_topics(settings.kafka, infersight_topics(settings.kafka))
         except KafkaUnreachable as exc:
-            raise CliError(f"{exc} (start one with `infersight kafka start`)") from exc
+            raise kafka_error(exc) from exc
         if created:
             console.print(f"created Kafka topics: {', '.join(created)}", highlight=False)
     certfile, keyfile = tls_files(config.tls)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from infersight.cli.context import CliError, settings_of
+from infersight.cli.context import CliError, kafka_error, settings_of
 from infersight.kafkaclient import KafkaUnreachable, ensure_topics, infersight_topics, partition_counts
 
 console = Console(stderr=True)
@@ -46,7 +46,7 @@ def worker(
             sources = [settings.kafka.topics.payloads, *config.extra_topics]
             counts = partition_counts(settings.kafka, sources)
     except KafkaUnreachable as exc:
-        raise CliError(f"{exc} (start one with `infersight kafka start`)") from exc
+        raise kafka_error(exc) from exc
     missing = [topic for topic in sources if topic not in counts]
     if missing:
         raise CliError(f"source topics do not exist: {', '.join(missing)}")

@@ -87,7 +87,10 @@ def _ce_header(attribute: str, description: str, **schema: Any) -> dict[str, Any
 _EVENT_REQUEST: dict[str, Any] = {
     "parameters": [
         _ce_header(
-            "specversion", "Binary mode: its presence selects binary mode.", type="string", enum=["1.0"]
+            "specversion",
+            "Binary mode: its presence selects binary mode.",
+            type="string",
+            enum=["1.0", "0.3"],
         ),
         _ce_header("id", "Binary mode: the event id (KServe: the request id), required."),
         _ce_header("source", "Binary mode: required."),

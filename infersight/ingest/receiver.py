@@ -41,6 +41,15 @@ def _headers(scope: Scope) -> dict[str, str]:
         raise IngestError("malformed", "a header value is not valid UTF-8") from exc
 
 
+def _authorization(scope: Scope) -> str | None:
+    """The Authorization header alone, read before anything else so that no other header is looked at
+    for a client without a token (bytes that are not UTF-8 become U+FFFD, which no token matches)."""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            return str(value.decode("utf-8", "replace"))
+    return None
+
+
 async def _read_body(headers: dict[str, str], receive: Receive, limit: int) -> bytes:
     declared = headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
@@ -81,8 +90,8 @@ class Receiver:
         """Status, JSON body and headers of the answer to one request."""
         started = time.perf_counter()
         try:
+            self.auth.check(_authorization(scope))
             headers = _headers(scope)
-            self.auth.check(headers.get("authorization"))
             events = parse_request(headers, await _read_body(headers, receive, self.limit), self.limit)
             kept = self._kept(events)
             if kept:

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from infersight.config import LocalKafkaConfig
 from infersight.localkafka.classpath import ClasspathError, kafka_version, resolve_classpath
@@ -56,17 +57,25 @@ def _port_open(host: str, port: int) -> bool:
     return False
 
 
-def broker_answers(bootstrap_servers: str, timeout_seconds: float = 3.0) -> bool:
-    """True when a Kafka client gets cluster metadata naming at least one broker."""
+def broker_answers(
+    bootstrap_servers: str, timeout_seconds: float = 3.0, client_options: Mapping[str, Any] | None = None
+) -> bool:
+    """True when a Kafka client gets cluster metadata naming at least one broker.
+
+    ``client_options`` are kafka-python settings such as the security ones of a secured cluster.
+    """
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
     timeout_ms = int(timeout_seconds * 1000)
     try:
         admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap_servers,
-            client_id="infersight-probe",
-            request_timeout_ms=timeout_ms,
+            **{
+                **(client_options or {}),
+                "bootstrap_servers": bootstrap_servers,
+                "client_id": "infersight-probe",
+                "request_timeout_ms": timeout_ms,
+            }
         )
     except (KafkaError, OSError, ValueError):
         return False

@@ -6,13 +6,17 @@ The handlers are plain functions: FastAPI runs them in its thread pool, off the 
 
 from __future__ import annotations
 
+import contextlib
 import hmac
+import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Security
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, BeforeValidator, Field
 from sqlalchemy import Engine
 
 from infersight.config import ApiConfig, Settings
@@ -22,42 +26,73 @@ from infersight.sinks.store.migrate import require_current, upgrade
 from infersight.sinks.store.query import list_detections, list_models, list_payloads
 from infersight.sinks.store.views import DetectionPage, ModelSummary, PayloadPage
 
+
+class ApiError(BaseModel):
+    error: str = Field(description="What was wrong with the request.")
+
+
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "A filter or cursor that cannot be used.", "content": {"application/json": {}}},
-    401: {"description": "Missing or invalid bearer token (when tokens are configured)."},
+    400: {"model": ApiError, "description": "A filter or cursor that cannot be used."},
+    401: {"model": ApiError, "description": "Missing or invalid bearer token (when tokens are configured)."},
 }
 
 
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)", re.ASCII)
+
+
+def _rfc3339(value: object) -> object:
+    """A time parameter as RFC 3339 text, with its zone, converted to UTC.
+
+    Pydantic alone would also take a bare number as Unix seconds (``since=20250301`` would be 1970)
+    and times without a zone, which the store refuses. A time with no UTC equivalent (year 1 at
+    +01:00) is refused here too, rather than by the database driver.
+    """
+    if not isinstance(value, str):
+        return value
+    if _RFC3339.fullmatch(value):
+        with contextlib.suppress(ValueError, OverflowError):
+            return datetime.fromisoformat(value.upper()).astimezone(UTC)
+    raise ValueError(f"expected an RFC 3339 time with its zone, such as 2025-03-01T12:00:00Z, got {value!r}")
+
+
 # At module level: with postponed annotations FastAPI resolves these names in the module's globals.
+Time = Annotated[datetime, BeforeValidator(_rfc3339)]
 Limit = Annotated[int, Query(ge=1, description="Items per page (at most api.max_page_size).")]
 Cursor = Annotated[str | None, Query(description="next_cursor of the previous page.")]
-Since = Annotated[datetime | None, Query(description="From this time (RFC 3339), inclusive.")]
-Until = Annotated[datetime | None, Query(description="Until this time (RFC 3339), exclusive.")]
+Since = Annotated[Time | None, Query(description="From this time (RFC 3339), inclusive.")]
+Until = Annotated[Time | None, Query(description="Until this time (RFC 3339), exclusive.")]
 Flag = Annotated[bool | None, Query(description="Flagged (true) or not (false).")]
 InDrift = Annotated[bool | None, Query(description="Inside (true) or outside a window with drift found.")]
 InDetection = Annotated[str | None, Query(description="Inside this detection's window.")]
 Detail = Annotated[bool, Query(description="Include tensors, scores and attributes.")]
 Bodies = Annotated[bool, Query(description="Include the raw bodies, base64.")]
 Kind = Annotated[str | None, Query(pattern="^(drift|outlier|adversarial)$")]
+#: The Authorization header, parsed; declared as a security scheme in the OpenAPI document.
+Token = Annotated[
+    HTTPAuthorizationCredentials | None, Security(HTTPBearer(scheme_name="apiToken", auto_error=False))
+]
 
 
 class Unauthorized(Exception):
     """No or a wrong bearer token."""
 
 
-def bearer_check(config: ApiConfig) -> Callable[[str | None], None]:
-    """A dependency that refuses requests without one of the configured tokens (constant-time compare)."""
-    tokens = [token.get_secret_value().encode() for token in config.auth_tokens]
+def bearer_check(config: ApiConfig) -> Callable[[HTTPAuthorizationCredentials | None], None] | None:
+    """A dependency that refuses requests without one of the configured tokens (constant-time compare).
 
-    def check(authorization: Annotated[str | None, Header(include_in_schema=False)] = None) -> None:
-        if not tokens:
-            return
-        scheme, _, presented = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not presented:
+    None when no tokens are configured: the routes are open, and the OpenAPI document says so.
+    """
+    tokens = [token.get_secret_value().encode() for token in config.auth_tokens]
+    if not tokens:
+        return None
+
+    def check(credentials: Token) -> None:
+        if credentials is None:
             raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
+        presented = credentials.credentials.strip().encode()
         matched = False
         for token in tokens:
-            matched |= hmac.compare_digest(presented.strip().encode(), token)
+            matched |= hmac.compare_digest(presented, token)
         if not matched:
             raise Unauthorized("invalid bearer token")
 
@@ -66,8 +101,9 @@ def bearer_check(config: ApiConfig) -> Callable[[str | None], None]:
 
 def query_router(engine: Engine, config: ApiConfig) -> APIRouter:
     """``/v1/...`` over the store behind ``engine``."""
+    check = bearer_check(config)
     router = APIRouter(
-        prefix="/v1", tags=["query"], dependencies=[Depends(bearer_check(config))], responses=_ERRORS
+        prefix="/v1", tags=["query"], dependencies=[Depends(check)] if check else [], responses=_ERRORS
     )
 
     def page_size(limit: int) -> int:

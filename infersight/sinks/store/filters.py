@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, cast
 
@@ -18,6 +18,14 @@ DETECTIONS = cast(Table, DetectionRow.__table__)
 
 class QueryError(ValueError):
     """A filter that cannot be applied (an unknown detection, a bad cursor); the message says which."""
+
+
+def _refuse_nul(where: PayloadFilter | DetectionFilter) -> None:
+    """PostgreSQL text cannot hold NUL and refuses such a value outright: refuse it on every store alike."""
+    for field in fields(where):
+        value = getattr(where, field.name)
+        if isinstance(value, str) and "\x00" in value:
+            raise QueryError(f"{field.name} must not contain NUL characters")
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,9 @@ class PayloadFilter:
     in_drift: bool | None = None
     detection: str | None = None
 
+    def __post_init__(self) -> None:
+        _refuse_nul(self)
+
 
 @dataclass(frozen=True)
 class DetectionFilter:
@@ -53,6 +64,9 @@ class DetectionFilter:
     kind: str | None = None
     detector: str | None = None
     detected: bool | None = None
+
+    def __post_init__(self) -> None:
+        _refuse_nul(self)
 
 
 def _model(table: Table, namespace: str | None, name: str | None, endpoint: str | None) -> list[Any]:
