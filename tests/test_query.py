@@ -153,10 +153,44 @@ def test_detections_and_models(store: SqlStore) -> None:
     assert default.last_seen == BASE_TIME + timedelta(seconds=28)
 
 
+HOSTILE = ("models' OR '1'='1", "x'; DROP TABLE inferences; --", 'x"); DELETE FROM detections; --')
+
+
 def test_filter_values_are_bound_not_spliced(store: SqlStore) -> None:
-    hostile = PayloadFilter(namespace="models' OR '1'='1")
-    assert ids(hostile, store) == []
+    for value in HOSTILE:
+        for name in ("namespace", "inferenceservice", "endpoint"):
+            assert ids(PayloadFilter(**{name: value}), store) == []
+        with pytest.raises(QueryError, match="no detection with id"):
+            ids(PayloadFilter(detection=value), store)
+        for name in ("namespace", "inferenceservice", "endpoint", "detector", "kind"):
+            assert list_detections(store.engine, DetectionFilter(**{name: value})).items == []
     assert count_payloads(store.engine, PayloadFilter()) == ROWS + 3
+    assert len(list_detections(store.engine, DetectionFilter()).items) > 0
+
+
+def test_no_sql_is_assembled_from_strings_in_the_package() -> None:
+    """Every statement is a SQLAlchemy expression; raw SQL is allowed only for constant statements."""
+    import ast
+    from pathlib import Path
+
+    import infersight
+
+    raw: list[str] = []
+    for path in Path(infersight.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in (
+                "text",
+                "exec_driver_sql",
+                "execute",
+            ):
+                argument = node.args[0] if node.args else None
+                if isinstance(argument, ast.JoinedStr | ast.BinOp) or (
+                    isinstance(argument, ast.Call) and getattr(argument.func, "attr", "") == "format"
+                ):
+                    raw.append(f"{path.name}:{node.lineno} {ast.unparse(node)}")
+    assert raw == [
+        "migrate.py:55 connection.exec_driver_sql(f'SELECT pg_advisory_xact_lock({MIGRATION_LOCK})')"
+    ]
 
 
 def test_http_api_pages_filters_and_documents_itself(store: SqlStore) -> None:
