@@ -1,4 +1,4 @@
-"""A worker killed mid-stream, and a worker leaving its group: no pending half is lost."""
+"""A worker killed mid-stream, and a worker leaving its group: no pending half, no detector state is lost."""
 
 from __future__ import annotations
 
@@ -6,10 +6,14 @@ import json
 import re
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
+import yaml
+from sklearn.datasets import load_iris
 
 from infersight.config import KafkaConfig
 from infersight.kafkaclient import ensure_topics
@@ -19,12 +23,16 @@ from tests.test_ingest import KSERVE_V1_REQUEST, KSERVE_V1_RESPONSE, kserve_head
 pytestmark = pytest.mark.slow
 
 MODELS = ["iris", "wine", "digits", "income", "credit", "churn"]
+#: Instances sent per model, to check the online detector's clock against.
+SENT: Counter[str] = Counter()
 
 
 def post(url: str, event_id: str, kind: str, model: str) -> None:
     headers = kserve_headers(event_id, kind, **{"Ce-Inferenceservicename": model})
     body = KSERVE_V1_REQUEST if kind == "request" else KSERVE_V1_RESPONSE
     assert httpx.post(url, headers=headers, content=body, timeout=30).status_code == 202
+    if kind == "request":
+        SENT[model] += len(json.loads(KSERVE_V1_REQUEST)["instances"])
 
 
 def records_by_id(bootstrap: str, topic: str) -> dict[str, list[str]]:
@@ -56,14 +64,15 @@ def pending(worker: Worker) -> float:
     return float(match.group(1)) if match else -1
 
 
-def handled(worker: Worker) -> float:
-    """Records this worker has handed on so far."""
+def handled(worker: Worker, model: str = "") -> float:
+    """Records this worker has handed on so far, of one model or of all."""
     try:
         text = httpx.get(worker.metrics_url, timeout=5).text
     except httpx.HTTPError:
         return 0
+    series = re.findall(r"^infersight_records_total\{([^}]*)\} (\S+)$", text, re.MULTILINE)
     return sum(
-        float(value) for value in re.findall(r"^infersight_records_total\{[^}]*\} (\S+)$", text, re.MULTILINE)
+        float(value) for labels, value in series if f'inferenceservice="{model}"' in labels or not model
     )
 
 
@@ -118,8 +127,40 @@ def test_killed_worker_loses_no_pending_half(kafka_bootstrap: str, tmp_path: Pat
                     worker.kill()
 
 
-def test_pairs_across_two_workers_and_a_leaving_worker(kafka_bootstrap: str, tmp_path: Path) -> None:
+def online_detector(folder: Path) -> Path:
+    """A configuration giving the iris model an online drift detector that saves its state every second."""
+    reference = folder / "iris.npy"
+    np.save(reference, load_iris().data.astype(np.float32))
+    detector = {
+        "name": "online",
+        "kind": "drift",
+        "algorithm": "LSDDDriftOnline",
+        "reference": f"file://{reference}",
+    }
+    detector["parameters"] = {"ert": 100, "window_size": 10, "n_bootstraps": 300, "verbose": False}
+    detector["window"] = {"size": 20}
+    config = folder / "infersight.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "detections": {"state_save_seconds": 1},
+                "models": [{"namespace": "models", "inferenceservice": "iris", "detectors": [detector]}],
+            }
+        )
+    )
+    return config
+
+
+def detector_clock(state_root: Path) -> int:
+    """The ``t`` the iris model's online detector last saved: how many instances it has seen."""
+    saved = sorted(state_root.glob("models/iris/*/online/*.npz"))
+    return int(np.load(saved[0])["t"]) if saved else -1
+
+
+def test_pairs_and_detector_state_move_when_a_worker_leaves(kafka_bootstrap: str, tmp_path: Path) -> None:
     topic, records, env = setup(kafka_bootstrap)
+    env["INFERSIGHT_CONFIG"] = str(online_detector(tmp_path))
+    SENT.clear()
     with run_ingest(kafka_bootstrap, topic, tmp_path) as ingest:
         workers = [start_worker(kafka_bootstrap, topic, tmp_path, **env) for _ in range(2)]
         try:
@@ -133,19 +174,39 @@ def test_pairs_across_two_workers_and_a_leaving_worker(kafka_bootstrap: str, tmp
                     post(ingest.url, probe, "request", model)
                 wait_paired(kafka_bootstrap, records, probes)
 
+            # The worker that now has the iris model (and its detector) is the one to leave.
+            before = [handled(worker, "iris") for worker in workers]
+            probe = str(uuid.uuid4())
+            post(ingest.url, probe, "request", "iris")
+            post(ingest.url, probe, "response", "iris")
+            wait_paired(kafka_bootstrap, records, [probe])
+            owner = next(i for i, worker in enumerate(workers) if handled(worker, "iris") > before[i])
+
             ids = [str(uuid.uuid4()) for _ in range(30)]
             for index, event_id in enumerate(ids):
                 post(ingest.url, event_id, "request", MODELS[index % len(MODELS)])
             wait_pending(workers, len(ids))
             time.sleep(2)
-            leaving = workers.pop()
+            leaving = workers.pop(owner)
             leaving.process.terminate()
             leaving.process.wait(timeout=60)
+            left_at = detector_clock(tmp_path / "detector-state")
+            assert 0 < left_at <= SENT["iris"]
 
             for index, event_id in enumerate(ids):
                 post(ingest.url, event_id, "response", MODELS[index % len(MODELS)])
             found = wait_paired(kafka_bootstrap, records, ids)
             assert all(found[event_id] == ["paired"] for event_id in ids)
+            # The remaining worker carried the detector on from the saved state: every iris instance
+            # counted once, before and after the move.
+            deadline = time.monotonic() + 60
+            while detector_clock(tmp_path / "detector-state") != SENT["iris"]:
+                assert time.monotonic() < deadline, (
+                    left_at,
+                    detector_clock(tmp_path / "detector-state"),
+                    SENT,
+                )
+                time.sleep(0.5)
         finally:
             for worker in workers:
                 if worker.process.poll() is None:
