@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import zlib
 from collections.abc import Mapping
 from datetime import datetime
@@ -81,8 +82,15 @@ def _timestamp(text: str) -> datetime:
         raise InvalidEvent(f"attribute 'time' is not an RFC 3339 timestamp: {exc}") from exc
 
 
+#: Characters the CloudEvents spec forbids in attribute values (and that databases refuse: NUL).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def validate_attributes(attributes: Mapping[str, str]) -> None:
     """Check one event's context attributes with the SDK's own rules for its spec version."""
+    for name, value in attributes.items():
+        if _CONTROL.search(value):
+            raise InvalidEvent(f"attribute {name!r} holds a control character, which CloudEvents forbids")
     candidate: dict[str, Any] = dict(attributes)
     if "time" in candidate:
         candidate["time"] = _timestamp(candidate["time"])

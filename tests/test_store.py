@@ -273,3 +273,16 @@ def test_processes_opening_a_new_store_together_migrate_it_once(store_url: str) 
         _, error = process.communicate(timeout=120)
         assert process.returncode == 0, error.decode()
     SqlStore(store_url, migrate=False).close()
+
+
+def test_text_postgresql_cannot_hold_is_stored_without_stopping_the_writer(store: SqlStore) -> None:
+    """A NUL character inside JSON strings: JSONB refuses it, so it is stored as U+FFFD instead.
+
+    Left to the database, one such event would fail its batch forever and hold the stream.
+    """
+    hostile = {"instances": [{"name": "a\x00b", "note": "\\u0000 stays as typed"}]}
+    store.write([record("nul", hostile, v1_response([0]))], [], [])
+    row = inference(store, "nul")
+    values = {value for tensor in row.inputs or [] for value in tensor["data"]}
+    assert {"a\ufffdb", "\\u0000 stays as typed"} <= values
+    assert row.request_body is not None and b"\\u0000" in row.request_body  # the body as sent

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -13,9 +14,16 @@ class StoreError(Exception):
     """The store cannot be used as configured; the message says why in one line."""
 
 
+#: A JSON ``\u0000`` escape, not preceded by a backslash that escapes its own backslash.
+_NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
 def _json(value: Any) -> str:
     # NaN and infinities become null: PostgreSQL's jsonb refuses them and JSON has no spelling for them.
-    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    text = orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    # jsonb refuses NUL in strings too, and one such value would fail its batch on every retry:
+    # it is stored as U+FFFD (the raw body keeps the original bytes).
+    return _NUL_ESCAPE.sub(r"\1\\ufffd", text) if "\\u0000" in text else text
 
 
 def _unjson(value: Any) -> Any:
