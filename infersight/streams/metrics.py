@@ -59,6 +59,11 @@ class StreamMetrics:
             "Store writes that failed and were retried.",
             registry=registry,
         )
+        self.rereads = Counter(
+            "infersight_offset_rereads_total",
+            "Times the worker sought back to an offset the consumer skipped without handing it on.",
+            registry=registry,
+        )
         self.pending = Gauge(
             "infersight_pending_halves",
             "Requests or responses waiting for their other half in this worker.",

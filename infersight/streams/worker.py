@@ -50,6 +50,7 @@ from infersight.sinks.reply import ReplyPoster
 from infersight.sinks.store import SqlStore, StoreMetrics
 from infersight.streams.decode import DecodeError, decode_body
 from infersight.streams.metrics import StreamMetrics
+from infersight.streams.offsets import OffsetGaps
 from infersight.streams.pairing import Pairer, partition_of
 from infersight.streams.serialize import record_to_json
 
@@ -199,6 +200,7 @@ class StreamWorker:
             self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
             self.app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
         self._assigned: set[TP] = set()
+        self.offset_gaps = OffsetGaps()
         if self.reply is not None:
             self.app.task(self._start_reply)
         if config.metrics_port > 0:
@@ -207,6 +209,7 @@ class StreamWorker:
     async def _pair_agent(self, stream: Any) -> None:  # a faust Stream; StreamT does not declare take_events
         config = self.settings.worker
         async for events in stream.take_events(config.batch_size, within=config.batch_seconds):
+            await self._read_skipped_again(events)
             halves: list[tuple[int, Half]] = []
             others: list[RawEvent] = []
             now = time.time()
@@ -231,6 +234,17 @@ class StreamWorker:
                 except DecodeError as exc:
                     await self._dead_letter(event, "undecodable_payload", str(exc))
             await self._hand_on(self.pairer.pair(halves), others)
+
+    async def _read_skipped_again(self, events: Sequence[EventT[Any]]) -> None:
+        """Seek back to offsets the consumer passed over without handing them to us (see offsets.py)."""
+        generation = self.app.consumer_generation_id
+        offsets = [(event.message.tp, event.message.offset) for event in events]
+        for tp, offset in self.offset_gaps.check(generation, offsets):
+            log.warning(
+                "offset %s of %s/%s never arrived; reading from it again", offset, tp.topic, tp.partition
+            )
+            self.metrics.rereads.inc()
+            await self.app.consumer.seek(tp, offset)
 
     async def _expire(self) -> None:
         actives = {
