@@ -56,6 +56,16 @@ def wait_ready(
         time.sleep(0.2)
 
 
+def stop(process: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """SIGTERM, and SIGKILL when the process has not ended ``timeout`` seconds later."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @dataclass(frozen=True)
 class Ingest:
     url: str
@@ -86,12 +96,7 @@ def run_ingest(bootstrap: str, topic: str, log_dir: Path, **env: str) -> Iterato
         )
         yield Ingest(url=url, topic=topic, log=log, pid=process.pid)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def topic_size(bootstrap: str, topic: str) -> int:
@@ -168,11 +173,7 @@ def run_worker(bootstrap: str, topic: str, log_dir: Path, **env: str) -> Iterato
         yield worker
     finally:
         if worker.process.poll() is None:
-            worker.process.terminate()
-            try:
-                worker.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+            stop(worker.process, timeout=30)
 
 
 def wait_for_records(bootstrap: str, topic: str, count: int, timeout: float = 90.0) -> list[object]:

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.helpers import free_port, wait_ready
+from tests.helpers import free_port, stop, wait_ready
 
 
 def prometheus_binary() -> str:
@@ -57,12 +57,7 @@ def run_prometheus(config: dict[str, Any], folder: Path) -> Iterator[str]:
         wait_ready(process, f"{url}/-/ready", "prometheus", log)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def instant(url: str, expr: str) -> list[dict[str, Any]]:

@@ -44,7 +44,7 @@ from schemathesis.checks import (
 
 from infersight.records import Detection
 from infersight.sinks.store import SqlStore
-from tests.helpers import Ingest, free_port, run_ingest, wait_ready
+from tests.helpers import Ingest, free_port, run_ingest, stop, wait_ready
 from tests.store_data import (
     BASE_TIME,
     DIGITS,
@@ -173,12 +173,7 @@ def run_query_api(store_url: str, log_dir: Path, **env: str) -> Iterator[str]:
         yield url
         assert process.poll() is None, f"the query API exited: {log.read_text()}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 @pytest.fixture(scope="module")
