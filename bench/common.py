@@ -12,7 +12,6 @@ import queue
 import random
 import signal
 import socket
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
@@ -44,18 +43,6 @@ def free_ports(count: int, low: int, high: int) -> list[int]:
     finally:
         for sock in sockets:
             sock.close()
-
-
-def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
-    """SIGTERM, then SIGKILL after ``timeout_s`` (a Faust worker takes a few seconds to stop)."""
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def exit_on_sigterm() -> None:

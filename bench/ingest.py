@@ -42,7 +42,6 @@ from common import (
     free_ports,
     kafka_broker,
     port_range,
-    stop_process,
     write_json,
 )
 from rich.console import Console
@@ -50,6 +49,7 @@ from rich.table import Table
 
 from infersight.config import KafkaConfig
 from infersight.kafkaclient import ensure_topics
+from tests.helpers import stop
 
 BENCH_DIR = Path(__file__).resolve().parent
 LUA_SCRIPT = BENCH_DIR / "kserve_event.lua"
@@ -131,7 +131,7 @@ def ingest_process(bootstrap: str, topic: str, port: int, log_path: Path) -> Ite
         wait_until_ready(process, url + "readyz", log_path)
         yield url
     finally:
-        stop_process(process)
+        stop(process, timeout=30)
 
 
 def wait_until_ready(

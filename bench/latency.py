@@ -39,12 +39,13 @@ from common import (
     free_ports,
     kafka_broker,
     port_range,
-    stop_process,
     write_json,
 )
 from detectors import NAMESPACE, save_detectors, write_config
 from rich.console import Console
 from rich.table import Table
+
+from tests.helpers import stop
 
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_JSON = BENCH_DIR / "results" / "latency.json"
@@ -219,7 +220,7 @@ def processes(bootstrap: str, folder: Path, ports: list[int]) -> Iterator[tuple[
         yield url, metrics, database
     finally:
         for process in reversed(started):
-            stop_process(process)
+            stop(process, timeout=30)
 
 
 def _answers(url: str) -> bool:

@@ -58,7 +58,6 @@ from common import (
     kafka_broker,
     port_range,
     rss_bytes,
-    stop_process,
     write_json,
 )
 from detectors import save_detectors, write_config
@@ -68,6 +67,7 @@ from worker import MODELS, NAMESPACE, PARTITIONS, log_problems, log_tail, model_
 
 from infersight.detectors.loading import use_legacy_keras
 from infersight.records import KSERVE_REQUEST, KSERVE_RESPONSE
+from tests.helpers import stop
 
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_JSON = BENCH_DIR / "results" / "soak.json"
@@ -331,7 +331,7 @@ def pipeline(
         yield running
     finally:
         for process in reversed(started.values()):
-            stop_process(process)
+            stop(process, timeout=30)
 
 
 def _answers(url: str) -> bool:

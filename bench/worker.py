@@ -45,7 +45,6 @@ from common import (
     kafka_broker,
     port_range,
     run_in_process,
-    stop_process,
     write_json,
 )
 from rich.console import Console
@@ -55,6 +54,7 @@ from infersight.binding import to_kafka_headers
 from infersight.config import KafkaConfig
 from infersight.kafkaclient import ensure_topics
 from infersight.records import KSERVE_REQUEST, KSERVE_RESPONSE
+from tests.helpers import stop
 
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_JSON = BENCH_DIR / "results" / "worker.json"
@@ -232,7 +232,7 @@ def worker_process(
     try:
         yield process
     finally:
-        stop_process(process)
+        stop(process, timeout=30)
 
 
 # --- Kafka ----------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from infersight.config import ModelConfig
-from infersight.eventformat import InvalidEvent, gunzip, is_json
+from infersight.eventformat import gunzip, is_json, load_json
 from infersight.records import ModelRef, RawEvent, half_of, request_id_of
 
 REDACTED = "[REDACTED]"
@@ -70,7 +70,7 @@ def _parse(plain: bytes) -> tuple[Any, bool]:
     try:
         return orjson.loads(plain), False
     except orjson.JSONDecodeError:
-        return json.loads(plain), True
+        return load_json(plain, "body"), True
 
 
 def redact_body(
@@ -78,10 +78,7 @@ def redact_body(
 ) -> bytes:
     """The body with every field a path names replaced; the bytes as they were when none matched."""
     plain = gunzip(data, limit) if content_encoding == "gzip" else data
-    try:
-        document, lenient = _parse(plain)
-    except (ValueError, RecursionError) as exc:
-        raise InvalidEvent(f"body is not valid JSON: {exc}") from exc
+    document, lenient = _parse(plain)
     matched = False
     for path in paths:
         matched |= _redact_path(document, path)

@@ -58,6 +58,8 @@ def wait_ready(
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 15) -> None:
     """SIGTERM, and SIGKILL when the process has not ended ``timeout`` seconds later."""
+    if process.poll() is not None:
+        return
     process.terminate()
     try:
         process.wait(timeout=timeout)
@@ -75,28 +77,41 @@ class Ingest:
 
 
 @contextlib.contextmanager
-def run_ingest(bootstrap: str, topic: str, log_dir: Path, **env: str) -> Iterator[Ingest]:
-    """``infersight ingest`` in its own process, ready when ``/readyz`` says so."""
+def serve(
+    command: str, log_dir: Path, environment: dict[str, str], ready_path: str, *, tls: bool = False
+) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
+    """``infersight <command>`` on a free port in its own process, ready when ``ready_path`` answers 200.
+
+    Yields the process, its base URL and its log. With ``tls`` it speaks HTTPS, its issuer named by
+    ``INFERSIGHT_TEST_CA`` in ``environment``.
+    """
     port = free_port()
-    log = log_dir / f"ingest-{port}.log"
-    environment = kafka_environment(bootstrap, topic, **env)
+    log = log_dir / f"{command}-{port}.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "infersight", "ingest", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "infersight", command, "--host", "127.0.0.1", "--port", str(port)],
             env=environment,
             stdout=output,
             stderr=subprocess.STDOUT,
         )
-    # With a certificate configured the ingest speaks HTTPS only; INFERSIGHT_TEST_CA names its issuer.
-    tls = "INFERSIGHT_INGEST__TLS__CERTFILE" in environment
     url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     try:
         wait_ready(
-            process, f"{url}/readyz", "ingest", log, verify=environment.get("INFERSIGHT_TEST_CA", True)
+            process, f"{url}{ready_path}", command, log, verify=environment.get("INFERSIGHT_TEST_CA", True)
         )
-        yield Ingest(url=url, topic=topic, log=log, pid=process.pid)
+        yield process, url, log
     finally:
         stop(process)
+
+
+@contextlib.contextmanager
+def run_ingest(bootstrap: str, topic: str, log_dir: Path, **env: str) -> Iterator[Ingest]:
+    """``infersight ingest`` in its own process, ready when ``/readyz`` says so."""
+    environment = kafka_environment(bootstrap, topic, **env)
+    # With a certificate configured the ingest speaks HTTPS only.
+    tls = "INFERSIGHT_INGEST__TLS__CERTFILE" in environment
+    with serve("ingest", log_dir, environment, "/readyz", tls=tls) as (process, url, log):
+        yield Ingest(url=url, topic=topic, log=log, pid=process.pid)
 
 
 def topic_size(bootstrap: str, topic: str) -> int:

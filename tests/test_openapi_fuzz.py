@@ -18,8 +18,6 @@ import base64
 import contextlib
 import json
 import os
-import subprocess
-import sys
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
@@ -44,7 +42,7 @@ from schemathesis.checks import (
 
 from infersight.records import Detection
 from infersight.sinks.store import SqlStore
-from tests.helpers import Ingest, free_port, run_ingest, stop, wait_ready
+from tests.helpers import Ingest, run_ingest, serve
 from tests.store_data import (
     BASE_TIME,
     DIGITS,
@@ -157,23 +155,10 @@ def store_url(request: pytest.FixtureRequest) -> str:
 @contextlib.contextmanager
 def run_query_api(store_url: str, log_dir: Path, **env: str) -> Iterator[str]:
     """``infersight api`` in its own process over ``store_url``; yields its base URL."""
-    port = free_port()
-    log = log_dir / f"api-{port}.log"
     environment = {**os.environ, "INFERSIGHT_STORE__URL": store_url, **env}
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "infersight", "api", "--host", "127.0.0.1", "--port", str(port)],
-            env=environment,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(process, f"{url}/healthz", "query API", log)
+    with serve("api", log_dir, environment, "/healthz") as (process, url, log):
         yield url
         assert process.poll() is None, f"the query API exited: {log.read_text()}"
-    finally:
-        stop(process)
 
 
 @pytest.fixture(scope="module")
