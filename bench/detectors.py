@@ -16,7 +16,7 @@ them are there. Its ``/metrics`` give the time spent in detector calls. Every re
 to check that it is paired and carries its IForest score, and the detections topic to check that
 it holds one drift test per full window of each model and one outlier detection per flagged record.
 
-The baseline, in its own process, reads the same topic with a bare aiokafka consumer and does for
+The baseline, in its own process, reads the same topic with a bare confluent-kafka consumer and does for
 each request what Seldon's alibi-detect server does: decode the body (orjson), build the array,
 ``IForest.predict`` on that one instance, and append the instance to the model's drift batch
 (``np.concatenate``), calling ``KSDrift.predict`` when it holds 1,000 (``drift_batch_size``).
@@ -43,6 +43,7 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.queues import Queue
@@ -73,7 +74,6 @@ from worker import (
     CaseTopics,
     WorkerResult,
     check_records,
-    consume_all,
     log_problems,
     model_names,
     partition_counts,
@@ -97,8 +97,11 @@ WINDOW = 1_000  # the worker's drift window and Seldon's drift_batch_size
 P_VALUE = 0.05
 THRESHOLD_PERCENTILE = 99.0
 DRIFT, OUTLIER = "ks", "iforest"  # the detectors' names in the configuration
-#: Events per fetch in the baseline: each takes ~15 ms to score, and heartbeats wait meanwhile.
-BASELINE_FETCH = 100
+#: Events per ``consume`` call in the baseline. librdkafka heartbeats on its own thread, so a batch
+#: (~15 ms an event to score) need only stay within ``max.poll.interval.ms`` (5 minutes).
+BASELINE_FETCH = 1000
+#: The baseline gives up when no event came for this long.
+STALL_SECONDS = 120
 #: The aim of the issue: the worker at least this many times the per-event baseline.
 AIM = 50
 REQUEST_HEADER = (ATTRIBUTE_PREFIX + "type", KSERVE_REQUEST.encode())
@@ -333,16 +336,17 @@ class SeldonStyle:
         self.figures = SeldonFigures()
 
     def handle(self, message: Any) -> None:
-        if REQUEST_HEADER not in message.headers:
+        if REQUEST_HEADER not in (message.headers() or ()):
             return
         figures = self.figures
         figures.requests += 1
-        x = np.array(orjson.loads(message.value)["instances"])
+        key = message.key()
+        x = np.array(orjson.loads(message.value())["instances"])
         started = time.perf_counter()
         scored = self.outlier.predict(x, return_instance_score=True)["data"]
         figures.outlier_s += time.perf_counter() - started
         figures.flagged += int(np.sum(scored["is_outlier"]))
-        batch = self.batches.get(message.key)
+        batch = self.batches.get(key)
         batch = x if batch is None else np.concatenate((batch, x))
         if batch.shape[0] >= WINDOW:
             started = time.perf_counter()
@@ -351,10 +355,45 @@ class SeldonStyle:
             figures.drift_tests += 1
             figures.drift_detected += int(tested["is_drift"])
             batch = None
-        self.batches[message.key] = batch
+        self.batches[key] = batch
 
 
-async def run_seldon_style(
+def consume_all(
+    bootstrap: str, topic: str, group: str, expected: int, handle: Callable[[Any], None]
+) -> tuple[int, float]:
+    """Read ``expected`` events with one consumer, handing each to ``handle`` as it comes.
+
+    Returns the events read and the seconds from partition assignment to the last.
+    """
+    from confluent_kafka import Consumer
+
+    assigned_at: list[float] = []
+
+    def on_assign(_consumer: Any, _partitions: Any) -> None:
+        if not assigned_at:
+            assigned_at.append(time.perf_counter())
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic], on_assign=on_assign)
+    try:
+        count, last_growth = 0, time.perf_counter()
+        while count < expected:
+            wanted = min(BASELINE_FETCH, expected - count)
+            messages = [m for m in consumer.consume(wanted, timeout=1.0) if m.error() is None]
+            for message in messages:
+                handle(message)
+            count += len(messages)
+            if messages:
+                last_growth = time.perf_counter()
+            elif time.perf_counter() - last_growth > STALL_SECONDS:
+                raise RuntimeError(f"the baseline stalled at {count:,} of {expected:,} events")
+        finished = time.perf_counter()
+    finally:
+        consumer.close()
+    return count, finished - assigned_at[0]
+
+
+def run_seldon_style(
     bootstrap: str, topic: str, group: str, events: int, saved: SavedDetectors
 ) -> SeldonFigures:
     """Load the saved detectors (before the clock starts), then handle ``events`` events one by one."""
@@ -363,20 +402,19 @@ async def run_seldon_style(
     style = SeldonStyle(
         load_detector(str(saved.drift)), load_detector(str(saved.outlier), enable_unsafe_loading=True)
     )
-    read = await consume_all(bootstrap, topic, group, events, style.handle, max_records=BASELINE_FETCH)
-    style.figures.events = read.events
-    style.figures.duration_s = read.duration_s
+    figures = style.figures
+    figures.events, figures.duration_s = consume_all(bootstrap, topic, group, events, style.handle)
     return style.figures
 
 
 def baseline_process(
     bootstrap: str, topic: str, group: str, events: int, saved: SavedDetectors, results: Queue[SeldonFigures]
 ) -> None:
-    """Entry point of the baseline process; the default asyncio loop, as the Faust worker runs."""
+    """Entry point of the baseline process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops this process
     use_legacy_keras()
     logging.getLogger("alibi_detect").setLevel(logging.ERROR)
-    results.put(asyncio.run(run_seldon_style(bootstrap, topic, group, events, saved)))
+    results.put(run_seldon_style(bootstrap, topic, group, events, saved))
 
 
 # --- report ----------------------------------------------------------------------------------------

@@ -3,9 +3,10 @@
 The ingest answers 202 only once Kafka has acknowledged the event, so its cost over a plain
 producer is the HTTP server, the CloudEvents parsing and the per-request bookkeeping. This
 benchmark measures that cost: wrk posts KServe logger events (binary mode, one unique ce-id per
-request) to a real ``infersight ingest`` process, then a bare aiokafka producer in its own process
-sends the same records (same body, key and headers) with the same concurrency. It also checks
-that every acknowledged event is in the topic.
+request) to a real ``infersight ingest`` process, then a bare confluent-kafka (librdkafka) producer
+in its own process sends the same records (same body, key and headers) with the same concurrency,
+each sender awaiting its delivery report as the ingest does. It also checks that every
+acknowledged event is in the topic.
 
     python bench/ingest.py [--seconds 15] [--connections 64] [--bootstrap HOST:PORT] [--json PATH]
 
@@ -26,6 +27,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -59,7 +61,7 @@ PARTITIONS = 6
 AIM_EVENTS_PER_SECOND = 5_000
 AIM_SHARE_OF_BASELINE = 0.40
 INGEST_ROW = "ingest (HTTP → Kafka, acks=all)"
-BASELINE_ROW = "bare aiokafka producer (baseline)"
+BASELINE_ROW = "bare confluent-kafka producer (baseline)"
 
 console = Console(soft_wrap=True)
 
@@ -240,7 +242,62 @@ def percentile_ms(sorted_seconds: list[float], share: float) -> float:
     return sorted_seconds[index] * 1000
 
 
-async def sender(producer: Any, topic: str, template: Template, deadline: float, name: str) -> list[float]:
+class BaselineProducer:
+    """A confluent-kafka producer whose sends are awaited: delivery reports settle futures on the loop.
+
+    A thread serves the reports (``poll``), as the ingest's publisher does.
+    """
+
+    def __init__(self, bootstrap: str) -> None:
+        from confluent_kafka import Producer
+
+        self.producer = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "acks": "all",
+                "enable.idempotence": True,
+                "linger.ms": 5,
+            }
+        )
+        self.loop = asyncio.get_running_loop()
+        self.polling = True
+        self.poller = threading.Thread(target=self._poll, name="baseline-delivery-reports", daemon=True)
+        self.poller.start()
+
+    def _poll(self) -> None:
+        while self.polling:
+            self.producer.poll(0.05)
+
+    def _delivered(self, future: asyncio.Future[None], error: Any, _message: Any) -> None:
+        def settle() -> None:
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(RuntimeError(str(error)))
+
+        self.loop.call_soon_threadsafe(settle)
+
+    async def send(self, topic: str, value: bytes, key: bytes, headers: list[tuple[str, bytes]]) -> None:
+        """Produce one record and wait for Kafka's acknowledgement."""
+        future: asyncio.Future[None] = self.loop.create_future()
+        self.producer.produce(
+            topic,
+            value,
+            key,
+            headers=headers,
+            on_delivery=lambda error, message: self._delivered(future, error, message),
+        )
+        await future
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(self.producer.flush, 30)
+        self.polling = False
+        await asyncio.to_thread(self.poller.join)
+
+
+async def sender(
+    producer: BaselineProducer, topic: str, template: Template, deadline: float, name: str
+) -> list[float]:
     """Send the template with a fresh ce_id, await its ack, repeat until ``deadline``; return latencies."""
     latencies: list[float] = []
     count = 0
@@ -249,14 +306,13 @@ async def sender(producer: Any, topic: str, template: Template, deadline: float,
         event_id = f"{name}-{count}".encode()
         headers = [(key, event_id if key == "ce_id" else value) for key, value in template.headers]
         started = time.perf_counter()
-        delivery = await producer.send(topic, value=template.value, key=template.key, headers=headers)
-        await delivery
+        await producer.send(topic, value=template.value, key=template.key, headers=headers)
         latencies.append(time.perf_counter() - started)
     return latencies
 
 
 async def send_for(
-    producer: Any, topic: str, template: Template, seconds: float, senders: int, phase: str
+    producer: BaselineProducer, topic: str, template: Template, seconds: float, senders: int, phase: str
 ) -> BaselineResult:
     """Run ``senders`` concurrent senders for ``seconds``; the figures of every acknowledged send."""
     started = time.perf_counter()
@@ -278,10 +334,7 @@ async def baseline(
     bootstrap: str, topic: str, template: Template, seconds: int, senders: int
 ) -> BaselineResult:
     """A warm-up as long as wrk's, then the measured phase, with one producer."""
-    from aiokafka import AIOKafkaProducer
-
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
-    await producer.start()
+    producer = BaselineProducer(bootstrap)
     try:
         await send_for(producer, topic, template, WARMUP_SECONDS, senders, "baseline-warmup")
         return await send_for(producer, topic, template, seconds, senders, "baseline")

@@ -123,7 +123,7 @@ class LocalKafkaConfig(Section):
 
 
 class WorkerConfig(Section):
-    """The Faust stream workers: one consumer group, any number of processes."""
+    """The stream workers (quixstreams): one consumer group, any number of processes."""
 
     group_id: str = "infersight-worker"
     extra_topics: list[str] = Field(default_factory=list)
@@ -132,8 +132,13 @@ class WorkerConfig(Section):
     dedupe_seconds: float = Field(600.0, ge=0)
     #: At most this many remembered inferences (about 270 bytes each); the oldest go first.
     dedupe_max_keys: int = Field(500_000, ge=0)
+    #: A checkpoint (detectors, sinks, then the offsets' commit) every this many records ...
     batch_size: int = Field(2000, ge=1)
+    #: ... or this many seconds, whichever comes first.
     batch_seconds: float = Field(1.0, gt=0)
+    #: ``exactly-once`` wraps each checkpoint's records, detections, dead letters, state
+    #: changelog and offsets in one Kafka transaction; the store's writes are idempotent either way.
+    processing_guarantee: Literal["at-least-once", "exactly-once"] = "at-least-once"
     #: Paired records as JSON on this topic, for inspection; detectors and sinks run in the worker.
     records_topic: str | None = None
     state_dir: Path = Field(default_factory=lambda: default_state_dir() / "worker")

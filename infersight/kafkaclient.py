@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import ssl
 import time
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from infersight.config import KafkaConfig
-
-if TYPE_CHECKING:
-    from faust.types.auth import CredentialsT
 
 
 class KafkaUnreachable(Exception):
@@ -30,49 +26,6 @@ def _sasl(config: KafkaConfig) -> tuple[str, str | None, str | None] | None:
         return None
     password = config.sasl_password.get_secret_value() if config.sasl_password else None
     return config.sasl_mechanism or "PLAIN", config.sasl_username, password
-
-
-def ssl_context(config: KafkaConfig) -> ssl.SSLContext | None:
-    """The TLS context of the asyncio clients (aiokafka under Faust) for SSL and SASL_SSL, else None.
-
-    It trusts ``ssl_cafile`` (the system's CAs when unset), checks the broker's host name and
-    presents ``ssl_certfile``/``ssl_keyfile`` as the client certificate when given.
-    """
-    if config.security_protocol not in ("SSL", "SASL_SSL"):
-        return None
-    context = ssl.create_default_context(
-        ssl.Purpose.SERVER_AUTH, cafile=str(config.ssl_cafile) if config.ssl_cafile else None
-    )
-    if config.ssl_certfile is not None:
-        context.load_cert_chain(
-            str(config.ssl_certfile), keyfile=str(config.ssl_keyfile) if config.ssl_keyfile else None
-        )
-    return context
-
-
-def faust_credentials(config: KafkaConfig) -> CredentialsT | None:
-    """``broker_credentials`` of the Faust app: the same protocol, SASL login and TLS as the other clients.
-
-    Faust derives the protocol from the object: ``SASLCredentials`` means SASL_SSL when it holds an
-    SSL context and SASL_PLAINTEXT when not, ``SSLCredentials`` means SSL, and None PLAINTEXT.
-    """
-    from faust.auth import SASLCredentials, SSLCredentials
-
-    context = ssl_context(config)
-    sasl = _sasl(config)
-    if sasl is not None:
-        mechanism, username, password = sasl
-        return SASLCredentials(username=username, password=password, mechanism=mechanism, ssl_context=context)
-    if context is not None:
-        return SSLCredentials(context)
-    return None
-
-
-def _security_options(config: KafkaConfig) -> dict[str, Any]:
-    options: dict[str, Any] = {"security_protocol": config.security_protocol}
-    if sasl := _sasl(config):
-        options["sasl_mechanism"], options["sasl_plain_username"], options["sasl_plain_password"] = sasl
-    return options
 
 
 def librdkafka_config(config: KafkaConfig) -> dict[str, Any]:
@@ -95,28 +48,18 @@ def librdkafka_config(config: KafkaConfig) -> dict[str, Any]:
     return options
 
 
-def kafka_python_options(config: KafkaConfig) -> dict[str, Any]:
-    """Keyword arguments for kafka-python clients (the admin client)."""
-    options = {"bootstrap_servers": config.bootstrap_servers, "client_id": config.client_id}
-    options.update(_security_options(config))
-    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
-        value = getattr(config, name)
-        if value is not None:
-            options[name] = str(value)
-    return options
-
-
 def refusal(config: KafkaConfig, timeout_seconds: float = 5.0) -> str | None:
     """Why the broker turns us away (failed SASL login, unverifiable TLS certificate), else None.
 
-    None also when no broker answers at all: that is for the caller's retries. kafka-python only
-    logs such a refusal and retries until its bootstrap times out, so librdkafka, which reports
-    it on its error callback, asks; only secured configurations are asked (PLAINTEXT has no login).
+    None also when no broker answers at all: that is for the caller's retries. A refused login
+    only shows on librdkafka's error callback (a metadata request merely times out), so a client
+    of its own with such a callback asks; only secured configurations are asked (PLAINTEXT has no
+    login).
     """
     if config.security_protocol == "PLAINTEXT":
         return None
-    from confluent_kafka import KafkaError, KafkaException
-    from confluent_kafka.admin import AdminClient
+    from confluent_kafka import KafkaError, KafkaException  # type: ignore[import-untyped, unused-ignore]
+    from confluent_kafka.admin import AdminClient  # type: ignore[import-untyped, unused-ignore]
 
     refusals: list[str] = []
     unreachable: list[str] = []
@@ -157,68 +100,142 @@ def infersight_topics(config: KafkaConfig) -> list[str]:
     return [config.topics.payloads, config.topics.detections, config.topics.deadletter]
 
 
+#: Longest wait for one metadata answer; a broker that answers at all answers well within it.
+_ATTEMPT_SECONDS = 5.0
+#: Least time between two attempts while no broker answers.
+_RETRY_SECONDS = 1.0
+
+
+def _quiet_admin(config: KafkaConfig) -> Any:
+    """An admin client that reports failures only through its calls' exceptions.
+
+    While no broker answers, librdkafka logs every failed connection on stderr and calls the error
+    callback; log level 0 and an error callback that drops everything keep it quiet: the callers
+    say what matters, and :func:`refusal` tells a refused login apart.
+    """
+    from confluent_kafka.admin import AdminClient  # type: ignore[import-untyped, unused-ignore]
+
+    return AdminClient({**librdkafka_config(config), "log_level": 0, "error_cb": lambda _error: None})
+
+
+def _unreachable(config: KafkaConfig, error: Exception | None) -> KafkaUnreachable:
+    return KafkaUnreachable(
+        f"Kafka at {config.bootstrap_servers} did not answer within {config.startup_timeout_seconds:.0f}s"
+        + (f": {error}" if error else "")
+    )
+
+
+def _retry(
+    config: KafkaConfig,
+    attempt: Callable[[Any, float], list[str] | None],
+    on_wait: Callable[[], None] | None = None,
+) -> list[str]:
+    """Call ``attempt(admin, timeout)`` until it returns names, or ``startup_timeout_seconds`` pass.
+
+    ``attempt`` raises ``KafkaException`` when the broker did not answer (or failed the request),
+    and returns None to be called again soon. A refused login fails at once; ``on_wait`` is
+    called before each wait for a broker to answer.
+    """
+    from confluent_kafka import KafkaException  # type: ignore[import-untyped, unused-ignore]
+
+    deadline = time.monotonic() + config.startup_timeout_seconds
+    admin = _quiet_admin(config)
+    last_error: Exception | None = None
+    answered = False
+    while True:
+        if not answered:
+            _refuse_if_refused(config)
+        started = time.monotonic()
+        try:
+            answer = attempt(admin, max(0.1, min(_ATTEMPT_SECONDS, deadline - started)))
+        except KafkaException as exc:
+            last_error, answered = exc, False
+        else:
+            if answer is not None:
+                return answer
+            answered = True
+        now = time.monotonic()
+        if now >= deadline:
+            raise _unreachable(config, last_error)
+        if answered:
+            time.sleep(min(0.1, deadline - now))
+            continue
+        if on_wait is not None:
+            on_wait()
+        time.sleep(min(max(0.0, _RETRY_SECONDS - (now - started)), deadline - now))
+
+
+def wait_for_kafka(config: KafkaConfig, on_wait: Callable[[], None] | None = None) -> None:
+    """Block until a broker answers a metadata request.
+
+    Retries until ``kafka.startup_timeout_seconds``, calling ``on_wait`` (if given) each time it
+    waits for the next try, then raises :class:`KafkaUnreachable`. A broker that refuses the
+    credentials or the TLS handshake fails at once with :class:`KafkaAuthenticationFailed`.
+    """
+
+    def attempt(admin: Any, timeout: float) -> list[str]:
+        admin.list_topics(timeout=timeout)
+        return []
+
+    _retry(config, attempt, on_wait)
+
+
 def ensure_topics(config: KafkaConfig, names: Iterable[str]) -> list[str]:
     """Create the topics that are missing; return the names created.
 
     Retries until ``kafka.startup_timeout_seconds`` so that a process started beside its
     broker (compose, Kubernetes) waits for it instead of failing at once. A broker that refuses
     the credentials or the TLS handshake fails at once with :class:`KafkaAuthenticationFailed`.
+    It returns once the broker's metadata lists every topic it created.
     """
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-    from kafka.errors import KafkaError, TopicAlreadyExistsError
+    from confluent_kafka import KafkaError, KafkaException  # type: ignore[import-untyped, unused-ignore]
+    from confluent_kafka.admin import NewTopic  # type: ignore[import-untyped, unused-ignore]
 
     wanted = list(dict.fromkeys(names))
-    deadline = time.monotonic() + config.startup_timeout_seconds
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        _refuse_if_refused(config)
-        try:
-            admin = KafkaAdminClient(request_timeout_ms=5000, **kafka_python_options(config))
-        except (KafkaError, OSError) as exc:
-            last_error = exc
-            time.sleep(1.0)
-            continue
-        try:
-            missing = [name for name in wanted if name not in set(admin.list_topics())]
-            created = []
-            for name in missing:
-                topic = NewTopic(
-                    name=name,
-                    num_partitions=config.partitions,
-                    replication_factor=config.replication_factor,
-                    topic_configs={"max.message.bytes": str(config.max_message_bytes)},
-                )
-                try:
-                    admin.create_topics([topic])
-                    created.append(name)
-                except TopicAlreadyExistsError:
-                    pass
-            return created
-        except KafkaError as exc:
-            last_error = exc
-            time.sleep(1.0)
-        finally:
-            admin.close()
-    raise KafkaUnreachable(
-        f"Kafka at {config.bootstrap_servers} did not answer within {config.startup_timeout_seconds:.0f}s"
-        + (f": {last_error}" if last_error else "")
-    )
+    created: list[str] = []
+    settled: set[str] = set()  # created, or found created by someone else
+
+    def attempt(admin: Any, timeout: float) -> list[str] | None:
+        existing = admin.list_topics(timeout=timeout).topics
+        missing = [name for name in wanted if name not in existing and name not in settled]
+        if not missing:
+            # Done once the broker's metadata lists them all; until then, look again.
+            return sorted(created, key=wanted.index) if all(name in existing for name in wanted) else None
+        topics = [
+            NewTopic(
+                name,
+                num_partitions=config.partitions,
+                replication_factor=config.replication_factor,
+                config={"max.message.bytes": str(config.max_message_bytes)},
+            )
+            for name in missing
+        ]
+        futures = admin.create_topics(topics, operation_timeout=timeout, request_timeout=timeout)
+        failure: KafkaException | None = None
+        for name, future in futures.items():
+            try:
+                future.result()
+                created.append(name)
+                settled.add(name)
+            except KafkaException as exc:
+                if exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                    settled.add(name)
+                else:
+                    failure = exc
+        if failure is not None:
+            raise failure
+        return None
+
+    return _retry(config, attempt)
 
 
 def partition_counts(config: KafkaConfig, names: Iterable[str]) -> dict[str, int]:
     """How many partitions each existing topic has (missing topics are left out)."""
-    from kafka import KafkaAdminClient
+    from confluent_kafka import KafkaException  # type: ignore[import-untyped, unused-ignore]
 
     _refuse_if_refused(config)
-    admin = KafkaAdminClient(request_timeout_ms=10_000, **kafka_python_options(config))
     try:
-        existing = set(admin.list_topics())
-        wanted = [name for name in names if name in existing]
-        return (
-            {topic["name"]: len(topic["partitions"]) for topic in admin.describe_topics(wanted)}
-            if wanted
-            else {}
-        )
-    finally:
-        admin.close()
+        topics = _quiet_admin(config).list_topics(timeout=10.0).topics
+    except KafkaException as exc:
+        raise KafkaUnreachable(f"Kafka at {config.bootstrap_servers} did not answer: {exc}") from exc
+    return {name: len(topics[name].partitions) for name in names if name in topics}

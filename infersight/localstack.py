@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from infersight.config import Settings
-from infersight.kafkaclient import kafka_python_options
+from infersight.kafkaclient import librdkafka_config
 from infersight.localkafka import LocalKafka
 from infersight.localkafka.runner import broker_answers
 
@@ -79,7 +79,7 @@ class Stack:
     def kafka_needed(self) -> LocalKafka | None:
         """The local broker to start, or None when one already answers at the bootstrap servers."""
         kafka = self.settings.kafka
-        options = kafka_python_options(kafka)
+        options = librdkafka_config(kafka)
         if broker_answers(kafka.bootstrap_servers, timeout_seconds=2.0, client_options=options):
             return None
         return LocalKafka(self.settings.local_kafka)

@@ -10,6 +10,8 @@ import logging
 import time
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+#: The logger to give librdkafka clients (their ``"logger"`` setting) whose lines should be rate-limited.
+KAFKA_LOGGER = "librdkafka"
 
 
 class RepeatFilter(logging.Filter):
@@ -22,6 +24,10 @@ class RepeatFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         key = (record.name, str(record.msg))
+        if record.name == KAFKA_LOGGER and isinstance(record.args, tuple) and record.args:
+            # confluent-kafka logs every librdkafka line as "%s [%s] %s" % (facility, client, text):
+            # one line per facility (FAIL, REQTMOUT, ...) and interval.
+            key = (record.name, str(record.args[0]))
         now = time.monotonic()
         last, held = self._last.get(key, (float("-inf"), 0))
         if now - last < self.interval:
@@ -36,9 +42,7 @@ class RepeatFilter(logging.Filter):
 def configure(level: str = "info") -> None:
     """Timestamped lines on stderr; Kafka client chatter rate-limited."""
     logging.basicConfig(level=level.upper(), format=FORMAT)
-    # kafka-python only creates topics and probes brokers; our own messages say when that fails,
-    # so its per-connection narration is kept for debugging.
-    if logging.getLogger().level > logging.DEBUG:
-        logging.getLogger("kafka").setLevel(logging.CRITICAL)
-    for name in ("aiokafka", "kafka"):
-        logging.getLogger(name).addFilter(RepeatFilter())
+    # librdkafka logs through Python only where a client is given this logger; the admin clients
+    # that create topics and probe brokers run with log level 0, and our own messages say when
+    # that fails.
+    logging.getLogger(KAFKA_LOGGER).addFilter(RepeatFilter())

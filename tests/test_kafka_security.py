@@ -2,15 +2,15 @@
 
 The broker (KRaft, the project's jars) gets a SASL_SSL listener with a certificate from a CA made
 here and users for SASL/PLAIN and SCRAM; its PLAINTEXT listener only serves the readiness probe
-and the SCRAM user set-up, and nothing under test is told about it. The ingest (kafka-python
-admin creating the topics, librdkafka producer) and the worker (kafka-python admin, Faust on
-aiokafka) are pointed at the secured listener through ``INFERSIGHT_KAFKA__*`` alone, and a KServe
-pair posted over HTTP must end up in the store. A wrong password or CA must fail fast and say so.
+and the SCRAM user set-up, and nothing under test is told about it. Every client is librdkafka's
+(confluent-kafka), configured by ``librdkafka_config``: the ingest (admin creating the topics,
+producer) and the worker (admin, consumer, producer) are pointed at the secured listener through
+``INFERSIGHT_KAFKA__*`` alone, and a KServe pair posted over HTTP must end up in the store. A
+wrong password or CA must fail fast and say so.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sqlite3
 import subprocess
@@ -23,23 +23,21 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import (
     AdminClient,
     ScramCredentialInfo,
     ScramMechanism,
     UserScramCredentialUpsertion,
 )
-from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
 from infersight.config import KafkaConfig, LocalKafkaConfig
 from infersight.kafkaclient import (
     KafkaAuthenticationFailed,
     ensure_topics,
-    faust_credentials,
     librdkafka_config,
     partition_counts,
+    wait_for_kafka,
 )
 from infersight.localkafka import Listener, LocalKafka
 from tests.certs import make_certificates
@@ -136,36 +134,37 @@ def secured_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredK
 
 @pytest.mark.parametrize("mechanism", MECHANISMS)
 def test_each_client_logs_in(secured_kafka: SecuredKafka, mechanism: str) -> None:
-    """kafka-python (topics), librdkafka (the ingest's producer) and aiokafka as Faust drives it."""
+    """The admin (topics), the producer and a consumer, each from ``librdkafka_config`` alone."""
     config = secured_kafka.config(mechanism, partitions=2)
+    options = librdkafka_config(config)
+    assert options["security.protocol"] == "sasl_ssl" and options["sasl.mechanism"] == mechanism
     topic = f"test.secured.{uuid.uuid4().hex[:8]}"
+    wait_for_kafka(config)
     assert ensure_topics(config, [topic]) == [topic]
     assert partition_counts(config, [topic]) == {topic: 2}
 
     delivered: list[object] = []
-    producer = Producer(librdkafka_config(config))
+    producer = Producer(options)
     producer.produce(
         topic, b"over " + mechanism.encode(), key=b"k", on_delivery=lambda err, _: delivered.append(err)
     )
     assert producer.flush(30) == 0
     assert delivered == [None]
 
-    credentials = faust_credentials(config)
-    auth = credentials_to_aiokafka_auth(credentials)  # what Faust gives its consumers and producer
-    assert auth["security_protocol"] == "SASL_SSL" and auth["sasl_mechanism"] == mechanism
-
-    async def consume() -> list[bytes]:
-        consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=config.bootstrap_servers, auto_offset_reset="earliest", **auth
-        )
-        await consumer.start()
-        try:
-            batches = await consumer.getmany(timeout_ms=20_000)
-            return [record.value for records in batches.values() for record in records if record.value]
-        finally:
-            await consumer.stop()
-
-    assert asyncio.run(consume()) == [b"over " + mechanism.encode()]
+    consumer = Consumer(
+        {**options, "group.id": f"test-secured-{uuid.uuid4().hex[:6]}", "auto.offset.reset": "earliest"}
+    )
+    consumer.subscribe([topic])
+    try:
+        values: list[bytes] = []
+        deadline = time.monotonic() + 20
+        while not values and time.monotonic() < deadline:
+            for message in consumer.consume(1000, timeout=1.0):
+                assert message.error() is None, message.error()
+                values.append(message.value())
+    finally:
+        consumer.close()
+    assert values == [b"over " + mechanism.encode()]
 
 
 def test_ingest_and_worker_store_a_pair_over_sasl_ssl(
@@ -224,6 +223,8 @@ def test_refused_logins_fail_fast_and_say_why(
         ensure_topics(secured_kafka.config("PLAIN", ssl_cafile=None), [topic])  # the system's CAs
     with pytest.raises(KafkaAuthenticationFailed, match="Authentication failed"):
         partition_counts(secured_kafka.config("PLAIN", "not-the-password"), [topic])
+    with pytest.raises(KafkaAuthenticationFailed, match="Authentication failed"):
+        wait_for_kafka(secured_kafka.config("SCRAM-SHA-512", "not-the-password"))
     assert time.monotonic() - started < 15
 
     logs = tmp_path_factory.mktemp("secured-refused")

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from infersight.cli.context import CliError, State
+from infersight.logs import KAFKA_LOGGER
 
 console = Console(soft_wrap=True, highlight=False)
 
@@ -40,8 +41,9 @@ def demo(
     from infersight.demo.send import SendError
     from infersight.demo.stack import StackError
 
-    # kafka-python logs every refused connection while a broker starts; the demo says what matters.
-    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    # librdkafka, where given this logger, logs every refused connection while a broker starts;
+    # the demo says what matters.
+    logging.getLogger(KAFKA_LOGGER).setLevel(logging.CRITICAL)
     state = ctx.find_root().obj
     assert isinstance(state, State)
     options = Options(

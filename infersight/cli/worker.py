@@ -2,25 +2,50 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from infersight.cli.context import CliError, kafka_error, settings_of
-from infersight.kafkaclient import KafkaUnreachable, ensure_topics, infersight_topics, partition_counts
+from infersight.config import Settings
+from infersight.kafkaclient import (
+    KafkaAuthenticationFailed,
+    KafkaUnreachable,
+    ensure_topics,
+    infersight_topics,
+    partition_counts,
+)
 
-console = Console(stderr=True)
+log = logging.getLogger("infersight.worker")
+
+
+def _wait_for_topics(settings: Settings) -> dict[str, int]:
+    """The source topics' partition counts, once a broker answers: a broker not up yet is waited for."""
+    kafka, config = settings.kafka, settings.worker
+    sources = [kafka.topics.payloads, *config.extra_topics]
+    while True:
+        try:
+            if kafka.create_topics:
+                internal = [config.records_topic] if config.records_topic else []
+                ensure_topics(kafka, [*infersight_topics(kafka), *internal])
+            return partition_counts(kafka, sources)
+        except KafkaAuthenticationFailed as exc:
+            raise kafka_error(exc) from exc
+        except KafkaUnreachable as exc:
+            log.warning("waiting for Kafka at %s (%s)", kafka.bootstrap_servers, exc)
 
 
 def worker(
     ctx: typer.Context,
     metrics_port: Annotated[
-        int | None, typer.Option(help="Port of this worker's /metrics (worker.metrics_port); 0 turns it off.")
+        int | None,
+        typer.Option(
+            help="Port of this worker's /metrics and /readyz (worker.metrics_port); 0 turns it off."
+        ),
     ] = None,
 ) -> None:
     """Decode and pair the events on Kafka and hand the records to detectors and sinks."""
-    import faust
     from prometheus_client import CollectorRegistry
 
     from infersight import logs
@@ -29,7 +54,7 @@ def worker(
     from infersight.detectors.runner import DetectorRunner
     from infersight.detectors.state import StateStore
     from infersight.sinks.store import SqlStore, StoreError
-    from infersight.streams.worker import StreamWorker
+    from infersight.streams.app import StreamWorker
 
     settings = settings_of(ctx)
     if metrics_port is not None:
@@ -38,27 +63,15 @@ def worker(
         )
     config = settings.worker
     logs.configure(config.log_level)
-    try:
-        with console.status(f"waiting for Kafka at {settings.kafka.bootstrap_servers} ..."):
-            if settings.kafka.create_topics:
-                internal = [config.records_topic] if config.records_topic else []
-                ensure_topics(settings.kafka, [*infersight_topics(settings.kafka), *internal])
-            sources = [settings.kafka.topics.payloads, *config.extra_topics]
-            counts = partition_counts(settings.kafka, sources)
-    except KafkaUnreachable as exc:
-        raise kafka_error(exc) from exc
+    log.info("waiting for Kafka at %s ...", settings.kafka.bootstrap_servers)
+    counts = _wait_for_topics(settings)
+    sources = [settings.kafka.topics.payloads, *config.extra_topics]
     missing = [topic for topic in sources if topic not in counts]
     if missing:
         raise CliError(f"source topics do not exist: {', '.join(missing)}")
-    if len(set(counts.values())) > 1:
-        described = ", ".join(f"{topic} has {count}" for topic, count in counts.items())
-        raise CliError(f"source topics must have the same number of partitions ({described})")
     detections = settings.detections
     try:
-        with console.status(
-            f"loading {sum(len(model.detectors) for model in settings.models)} detectors ..."
-        ):
-            loaded = load_all(settings.models, detections.cache_dir)
+        loaded = load_all(settings.models, detections.cache_dir)
     except DetectorLoadError as exc:
         raise CliError(str(exc)) from exc
     store = None
@@ -73,11 +86,11 @@ def worker(
         DetectorMetrics(registry, detections.max_features_in_metrics),
         StateStore(detections.state_uri, detections.state_storage_options),
     )
-    stream_worker = StreamWorker(
-        settings,
-        partitions=counts[settings.kafka.topics.payloads],
-        runner=runner,
-        store=store,
-        registry=registry,
+    stream_worker = StreamWorker(settings, runner=runner, store=store, registry=registry)
+    log.info(
+        "worker %s consuming %s (%s partitions)",
+        config.group_id,
+        ", ".join(sources),
+        counts[settings.kafka.topics.payloads],
     )
-    faust.Worker(stream_worker.app, loglevel=config.log_level, quiet=True).execute_from_commandline()
+    stream_worker.run()

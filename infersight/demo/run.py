@@ -207,18 +207,16 @@ def table(results: Sequence[PhaseResult]) -> tuple[list[str], list[list[str]]]:
 
 def drop_topics(settings: Settings, prefix: str) -> None:
     """Delete this run's topics once its stack stopped: the store keeps what they held."""
-    from kafka.admin import KafkaAdminClient
+    from confluent_kafka.admin import AdminClient  # type: ignore[import-untyped, unused-ignore]
 
-    from infersight.kafkaclient import kafka_python_options
+    from infersight.kafkaclient import librdkafka_config
 
     with contextlib.suppress(Exception):
-        admin = KafkaAdminClient(**kafka_python_options(settings.kafka))
-        try:
-            ours = [topic for topic in admin.list_topics() if topic.startswith(prefix)]
-            if ours:
-                admin.delete_topics(ours)
-        finally:
-            admin.close()
+        admin = AdminClient({**librdkafka_config(settings.kafka), "log_level": 0, "error_cb": lambda _: None})
+        ours = [topic for topic in admin.list_topics(timeout=10).topics if topic.startswith(prefix)]
+        if ours:
+            for deleted in admin.delete_topics(ours, operation_timeout=30).values():
+                deleted.result()
 
 
 def _metrics(url: str) -> str:

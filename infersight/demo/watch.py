@@ -1,6 +1,6 @@
 """Read the detections topic while the demo runs: what the live view and the final table count.
 
-A plain Kafka consumer (no group, nothing committed) starts at the topic's end when the demo
+A plain Kafka consumer (no group joined, nothing committed) starts at the topic's end when the demo
 starts, so only this run's detections are seen.
 """
 
@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import uuid
 from typing import Any
 
 import orjson
-from kafka import KafkaConsumer, TopicPartition
+from confluent_kafka import (  # type: ignore[import-untyped, unused-ignore]
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaException,
+    TopicPartition,
+)
 
 from infersight.config import KafkaConfig
-from infersight.kafkaclient import kafka_python_options
+from infersight.kafkaclient import librdkafka_config
+
+_METADATA_SECONDS = 5.0
 
 
 class DetectionWatcher(threading.Thread):
@@ -22,10 +30,18 @@ class DetectionWatcher(threading.Thread):
 
     def __init__(self, config: KafkaConfig, namespace: str) -> None:
         super().__init__(name="detection-watcher", daemon=True)
-        options = kafka_python_options(config)
-        options.pop("client_id", None)
-        self.consumer = KafkaConsumer(
-            **options, client_id=f"{config.client_id}-demo", enable_auto_commit=False
+        self.consumer = Consumer(
+            {
+                **librdkafka_config(config),
+                "client.id": f"{config.client_id}-demo",
+                # librdkafka wants a group even for assigned partitions; it joins none, commits nothing.
+                "group.id": f"{config.client_id}-demo-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                # The demo says what matters; a broker restarting is not worth a line on stderr.
+                "log_level": 0,
+                "error_cb": lambda _error: None,
+            }
         )
         self.topic = config.topics.detections
         self.namespace = namespace
@@ -35,17 +51,19 @@ class DetectionWatcher(threading.Thread):
         self._assigned = self._assign(at_end=True)
 
     def _assign(self, *, at_end: bool) -> bool:
-        partitions = self.consumer.partitions_for_topic(self.topic)
-        if not partitions:
+        try:
+            topic = self.consumer.list_topics(self.topic, timeout=_METADATA_SECONDS).topics.get(self.topic)
+            if topic is None or topic.error is not None or not topic.partitions:
+                return False
+            assigned = [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in topic.partitions]
+            if at_end:
+                for partition in assigned:  # resolve the end now, before any event is sent
+                    _, partition.offset = self.consumer.get_watermark_offsets(
+                        partition, timeout=_METADATA_SECONDS
+                    )
+        except KafkaException:
             return False
-        assigned = [TopicPartition(self.topic, p) for p in partitions]
         self.consumer.assign(assigned)
-        if at_end:
-            self.consumer.seek_to_end(*assigned)
-            for partition in assigned:  # resolve the end now, before any event is sent
-                self.consumer.position(partition)
-        else:
-            self.consumer.seek_to_beginning(*assigned)
         return True
 
     def run(self) -> None:
@@ -53,15 +71,13 @@ class DetectionWatcher(threading.Thread):
             while not self._halt.is_set():
                 if not self._assigned:
                     # The worker creates the topic when it starts: everything in it is this run's.
-                    with contextlib.suppress(Exception):
-                        self.consumer.topics()
                     self._assigned = self._assign(at_end=False)
                     if not self._assigned:
                         self._halt.wait(0.5)
                     continue
-                for batch in self.consumer.poll(timeout_ms=300).values():
-                    for message in batch:
-                        self._take(message.value)
+                for message in self.consumer.consume(num_messages=500, timeout=0.3):
+                    if message.error() is None:
+                        self._take(message.value())
         finally:
             self.consumer.close()
 

@@ -62,29 +62,24 @@ def broker_answers(
 ) -> bool:
     """True when a Kafka client gets cluster metadata naming at least one broker.
 
-    ``client_options`` are kafka-python settings such as the security ones of a secured cluster.
+    ``client_options`` are librdkafka settings (:func:`infersight.kafkaclient.librdkafka_config`),
+    such as the security ones of a secured cluster.
     """
-    from kafka import KafkaAdminClient
-    from kafka.errors import KafkaError
+    from confluent_kafka import KafkaException  # type: ignore[import-untyped, unused-ignore]
+    from confluent_kafka.admin import AdminClient  # type: ignore[import-untyped, unused-ignore]
 
-    timeout_ms = int(timeout_seconds * 1000)
+    options = {
+        **(client_options or {}),
+        "bootstrap.servers": bootstrap_servers,
+        "client.id": "infersight-probe",
+        # A broker that is not (yet) there is an answer here, not something to print on stderr.
+        "log_level": 0,
+        "error_cb": lambda _error: None,
+    }
     try:
-        admin = KafkaAdminClient(
-            **{
-                **(client_options or {}),
-                "bootstrap_servers": bootstrap_servers,
-                "client_id": "infersight-probe",
-                "request_timeout_ms": timeout_ms,
-            }
-        )
-    except (KafkaError, OSError, ValueError):
+        return bool(AdminClient(options).list_topics(timeout=timeout_seconds).brokers)
+    except (KafkaException, ValueError):
         return False
-    try:
-        return bool(admin.describe_cluster().get("brokers"))
-    except (KafkaError, OSError):
-        return False
-    finally:
-        admin.close()
 
 
 def _process_alive(pid: int) -> bool:

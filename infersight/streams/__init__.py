@@ -1,1 +1,1 @@
-"""Streams: Faust workers that decode, pair and batch the events on Kafka."""
+"""Streams: quixstreams workers that read, decode, pair and batch the events on Kafka."""

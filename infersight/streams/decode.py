@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from infersight.eventformat import GZIP_MAGIC, InvalidEvent, is_json, load_json, media_type
-from infersight.records import Payload, Tensor
+from infersight.records import Payload, RawEvent, Tensor
 
 Array = NDArray[Any]
 
@@ -341,3 +341,8 @@ def _scalar(value: object) -> Array:
     array = np.empty((), dtype=object)
     array[()] = value
     return array
+
+
+def decode_event(event: RawEvent) -> Payload:
+    """The body of ``event`` decoded, as its content type and encoding say."""
+    return decode_body(event.data, event.attributes.get("datacontenttype"), event.content_encoding)

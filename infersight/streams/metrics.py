@@ -1,4 +1,4 @@
-"""The stream workers' own metrics: records handed on, dead letters, pending halves, event lag."""
+"""The stream workers' own metrics: records handed on, duplicates, pending halves, event lag."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from infersight.records import Half, InferenceRecord, RawEvent
+from infersight.records import InferenceRecord, RawEvent
 
 MODEL_LABELS = ("namespace", "inferenceservice", "endpoint")
-DEADLETTER_REASONS = ("invalid_event", "undecodable_payload", "reply_failed")
 LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 
 
@@ -40,28 +39,10 @@ class StreamMetrics:
             MODEL_LABELS,
             registry=registry,
         )
-        self.deadletters = Counter(
-            "infersight_deadletters_total",
-            "Events sent to the dead-letter topic, by reason.",
-            ["reason"],
-            registry=registry,
-        )
-        for reason in DEADLETTER_REASONS:  # at zero from the start, so the first dead letter is an increase
-            self.deadletters.labels(reason)
         self.other_events = Counter(
             "infersight_stream_events_total",
             "Events that are not an inference request or response, by type (unknown types as other).",
             ["type"],
-            registry=registry,
-        )
-        self.store_errors = Counter(
-            "infersight_store_errors_total",
-            "Store writes that failed and were retried.",
-            registry=registry,
-        )
-        self.rereads = Counter(
-            "infersight_offset_rereads_total",
-            "Times the worker sought back to an offset the consumer skipped without handing it on.",
             registry=registry,
         )
         self.pending = Gauge(
@@ -90,8 +71,8 @@ class StreamMetrics:
             max(0.0, time.time() - stamp)
         )
 
-    def duplicate(self, half: Half) -> None:
-        model = half.event.model
+    def duplicate(self, event: RawEvent) -> None:
+        model = event.model
         self.duplicates.labels(model.namespace, model.inferenceservice, model.endpoint).inc()
 
     def sampled_out(self, event: RawEvent) -> None:

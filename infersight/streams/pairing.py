@@ -1,74 +1,71 @@
-"""Pair each request with its response, in either arrival order.
+"""Pair each request with its response, in either arrival order, over any key-value state.
 
-Pending halves wait in a table keyed ``<partition>|<namespace>/<inferenceservice>|<request id>``
-(bytes), whose values are the half as received (attributes, body, arrival time). In the worker the
-table is a Faust table backed by a changelog topic, so a restarted worker recovers every pending
-half; here it is any mutable mapping, which keeps the logic testable on its own.
+A half waits in the state of its model's key (the Kafka key, ``namespace/inferenceservice``)
+under ``<component>|<request id>``, as received: attributes, body bytes, encoding and arrival
+time. In the worker the state is the stream engine's (RocksDB with a changelog topic), so a
+restarted or rebalanced worker goes on with every pending half; here it is anything with
+``get_bytes``, ``set_bytes`` and ``delete``, which keeps the logic testable on its own.
 
-A half that comes again after its inference was handed on (a logger's retry, a producer's
-resend, a batch published twice) is dropped rather than paired a second time, so detectors,
-windows and counters see each inference once. The pairer remembers what it handed on for
-``dedupe_seconds`` (and at most ``dedupe_max_keys`` inferences) in memory; past that, or in a
-worker that took over after a crash, the store's idempotent writes still keep one row each.
+Once a pair is handed on its key is free again, so a client that reuses a ``ce-id`` for its
+next inference pairs that one anew. A half that comes again, byte for byte (the same time and
+body), while its inference waits or is remembered as handed on (a producer's resend) is
+dropped, so detectors, windows and counters see each inference once; the memory is bounded
+(``dedupe_seconds``, ``dedupe_max_keys``) and past it the store's idempotent writes still keep
+one row each.
 """
 
 from __future__ import annotations
 
-import base64
+import struct
 from collections import OrderedDict
-from collections.abc import Callable, Container, MutableMapping, Sequence
+from collections.abc import Callable, Iterator
+from typing import Protocol
 
 import orjson
 
 from infersight.records import REQUEST, Half, InferenceRecord, Payload, RawEvent, half_of, request_id_of
 
 Decoder = Callable[[RawEvent], Payload]
-DuplicateHandler = Callable[[Half], None]
-REQUEST_BIT, RESPONSE_BIT = 1, 2
+_LENGTH = struct.Struct(">I")
+#: At most this many waiting halves are kept decoded in memory; past it they are parsed again.
+MAX_DECODED = 100_000
 
 
-def table_key(partition: int, event: RawEvent) -> bytes:
-    return f"{partition}|{event.model.partition_key}|{request_id_of(event)}".encode()
+class PendingState(Protocol):
+    """The part of the engine's per-key state that pairing uses."""
+
+    def get_bytes(self, key: str, default: None = None) -> bytes | None: ...
+
+    def set_bytes(self, key: str, value: bytes) -> None: ...
+
+    def delete(self, key: str) -> None: ...
 
 
-def partition_of(key: bytes) -> int:
-    """The source partition a pending half came from: its table changelog partition too."""
-    return int(key.split(b"|", 1)[0])
+def pending_key(event: RawEvent) -> str:
+    """What a request shares with its response within its model: component and request id."""
+    return f"{event.attributes.get('component', '')}|{request_id_of(event)}"
 
 
 def encode_pending(event: RawEvent, received_at: float) -> bytes:
-    return orjson.dumps(
-        {
-            "attributes": event.attributes,
-            "data": base64.b64encode(event.data).decode(),
-            "encoding": event.content_encoding,
-            "received_at": received_at,
-        }
-    )
+    """A waiting half: a length-prefixed JSON header, then the body's bytes as they came."""
+    header = orjson.dumps([event.attributes, event.content_encoding, received_at])
+    return _LENGTH.pack(len(header)) + header + event.data
 
 
 def decode_pending(blob: bytes) -> tuple[RawEvent, float]:
-    fields = orjson.loads(blob)
-    event = RawEvent(
-        attributes=fields["attributes"],
-        data=base64.b64decode(fields["data"]),
-        content_encoding=fields["encoding"],
-    )
-    return event, float(fields["received_at"])
+    (length,) = _LENGTH.unpack_from(blob)
+    attributes, encoding, received_at = orjson.loads(blob[_LENGTH.size : _LENGTH.size + length])
+    event = RawEvent(attributes=attributes, data=blob[_LENGTH.size + length :], content_encoding=encoding)
+    return event, float(received_at)
 
 
-def _bit(half: Half) -> int:
-    return REQUEST_BIT if half_of(half.event) == REQUEST else RESPONSE_BIT
+def fingerprint(event: RawEvent) -> int:
+    """What tells a resent half (the same) from another inference under a reused ``ce-id``."""
+    return hash((event.attributes.get("time"), event.type, event.data))
 
 
-def _paired(half: Half, other: Half) -> InferenceRecord:
-    request, response = (half, other) if half_of(half.event) == REQUEST else (other, half)
-    return InferenceRecord(
-        request_id=request_id_of(half.event), model=half.event.model, request=request, response=response
-    )
-
-
-def _record(half: Half) -> InferenceRecord:
+def lone_record(half: Half) -> InferenceRecord:
+    """A half whose other half never came, as a record of its own."""
     alone_request = half_of(half.event) == REQUEST
     return InferenceRecord(
         request_id=request_id_of(half.event),
@@ -78,120 +75,180 @@ def _record(half: Half) -> InferenceRecord:
     )
 
 
+def _paired(half: Half, other: Half) -> InferenceRecord:
+    request, response = (half, other) if half_of(half.event) == REQUEST else (other, half)
+    return InferenceRecord(
+        request_id=request_id_of(half.event), model=half.event.model, request=request, response=response
+    )
+
+
+class PendingIndex:
+    """When each waiting half arrived, per partition, oldest first: what expiry looks at.
+
+    It lives in memory beside the engine's state, is rebuilt from that state when a partition
+    is assigned, and may hold keys the state no longer has (expiry checks the state).
+    """
+
+    def __init__(self) -> None:
+        self._partitions: dict[int, OrderedDict[tuple[bytes, str], float]] = {}
+
+    def add(self, partition: int, prefix: bytes, key: str, arrived: float) -> None:
+        self._partitions.setdefault(partition, OrderedDict())[(prefix, key)] = arrived
+
+    def remove(self, partition: int, prefix: bytes, key: str) -> None:
+        waiting = self._partitions.get(partition)
+        if waiting is not None:
+            waiting.pop((prefix, key), None)
+
+    def drop(self, partition: int) -> None:
+        self._partitions.pop(partition, None)
+
+    def due(self, cutoff: float) -> Iterator[tuple[int, bytes, str]]:
+        """Halves that arrived before ``cutoff``, taken out of the index as they are yielded."""
+        for partition, waiting in self._partitions.items():
+            while waiting:
+                (prefix, key), arrived = next(iter(waiting.items()))
+                if arrived >= cutoff:
+                    break
+                del waiting[(prefix, key)]
+                yield partition, prefix, key
+
+    def __len__(self) -> int:
+        return sum(len(waiting) for waiting in self._partitions.values())
+
+
 class Pairer:
-    """Offers halves to the pending table and takes back what pairs or times out."""
+    """Offers halves to the state and gives back the records they complete.
+
+    What a checkpoint changed in memory (inferences remembered as handed on, halves taken out
+    of the index by expiry) is kept apart until :meth:`commit`; :meth:`rollback` undoes it when
+    the checkpoint is read again, as the engine undoes the state itself.
+    """
 
     def __init__(
         self,
-        table: MutableMapping[bytes, bytes],
         decode: Decoder,
         timeout_seconds: float,
         *,
         dedupe_seconds: float = 600.0,
         dedupe_max_keys: int = 500_000,
-        on_duplicate: DuplicateHandler | None = None,
+        on_duplicate: Callable[[RawEvent], None] | None = None,
     ) -> None:
-        self.table = table
         self.decode = decode
         self.timeout = timeout_seconds
         self.dedupe_seconds = dedupe_seconds
         self.dedupe_max_keys = dedupe_max_keys
         self.on_duplicate = on_duplicate
-        # When each pending half arrived, so that expiry need not parse every value each tick;
-        # rebuilt from the table after a restart.
-        self._arrivals: dict[bytes, float] = {}
-        # Inferences handed on, oldest first: when, and which halves (REQUEST_BIT | RESPONSE_BIT).
-        self._handed_on: OrderedDict[bytes, tuple[float, int]] = OrderedDict()
+        self.index = PendingIndex()
+        # Inferences handed on, oldest first: when, and the fingerprints of their halves.
+        self._handed_on: OrderedDict[tuple[bytes, str], tuple[float, frozenset[int]]] = OrderedDict()
+        # Waiting halves as decoded on arrival, so that a body is parsed once.
+        self._decoded: dict[tuple[bytes, str], Half] = {}
+        self._remembered: dict[tuple[bytes, str], tuple[float, frozenset[int]]] = {}
+        self._expired: list[tuple[int, bytes, str, float]] = []
 
-    def pair(self, halves: Sequence[tuple[int, Half]]) -> list[InferenceRecord]:
-        """The records that the halves of one batch complete, in the order they completed.
+    def offer(self, state: PendingState, partition: int, prefix: bytes, half: Half) -> list[InferenceRecord]:
+        """The records ``half`` completes: with the half waiting in ``state``, if there is one.
 
-        Halves that meet inside the batch pair without writing to the table, which spares two
-        changelog writes per inference when (as usual) the response follows its request closely;
-        only the halves still alone at the end of the batch are written to wait there.
+        Otherwise the half waits in ``state``. A copy of a waiting or handed-on half is dropped;
+        a second request (or response) under the same key that is not a copy pushes the waiting
+        one out as a record alone.
         """
+        event = half.event
+        key = pending_key(event)
+        mark = fingerprint(event)
+        if self._was_handed_on(prefix, key, mark):
+            self._duplicate(event)
+            return []
+        stored = state.get_bytes(key)
         records = []
-        waiting: dict[bytes, Half] = {}
-        for partition, half in halves:
-            key = table_key(partition, half.event)
-            if self._seen(key, half):
-                self._duplicate(half)
-                continue
-            other = waiting.get(key)
-            if other is not None:
-                if half_of(other.event) == half_of(half.event):
-                    self._duplicate(half)  # the first copy waits
-                    continue
-                del waiting[key]
-                records.append(_paired(half, other))
-                self._remember(key, REQUEST_BIT | RESPONSE_BIT, half.received_at)
-                continue
-            record = self._complete(key, half)
-            if record is not None:
-                records.append(record)
-                self._remember(key, REQUEST_BIT | RESPONSE_BIT, half.received_at)
-            elif key in self.table:
-                self._duplicate(half)  # the same half already waits in the table
-            else:
-                waiting[key] = half
-        for key, half in waiting.items():
-            self.table[key] = encode_pending(half.event, half.received_at)
-            self._arrivals[key] = half.received_at
+        if stored is not None:
+            other = self._waiting(prefix, key, stored)
+            if half_of(other.event) != half_of(event):
+                state.delete(key)
+                self.index.remove(partition, prefix, key)
+                self._decoded.pop((prefix, key), None)
+                self._remember(prefix, key, half.received_at, frozenset({mark, fingerprint(other.event)}))
+                return [_paired(half, other)]
+            if fingerprint(other.event) == mark:
+                self._duplicate(event)
+                return []
+            records.append(lone_record(other))
+        state.set_bytes(key, encode_pending(event, half.received_at))
+        self.index.add(partition, prefix, key, half.received_at)
+        if len(self._decoded) < MAX_DECODED:
+            self._decoded[(prefix, key)] = half
         return records
 
-    def _complete(self, key: bytes, half: Half) -> InferenceRecord | None:
-        """The record that ``half`` completes with a half waiting in the table, if there is one."""
-        stored = self.table.get(key)
+    def expire(self, state: PendingState, partition: int, prefix: bytes, key: str) -> InferenceRecord | None:
+        """The half waiting under ``key`` as a record alone; None when it paired or left meanwhile."""
+        stored = state.get_bytes(key)
         if stored is None:
             return None
-        other_event, other_received_at = decode_pending(stored)
-        if half_of(other_event) == half_of(half.event):
-            return None
-        del self.table[key]
-        self._arrivals.pop(key, None)
-        return _paired(
-            half, Half(event=other_event, payload=self.decode(other_event), received_at=other_received_at)
-        )
+        half = self._waiting(prefix, key, stored)
+        state.delete(key)
+        self._decoded.pop((prefix, key), None)
+        self._expired.append((partition, prefix, key, half.received_at))
+        self._remember(prefix, key, half.received_at, frozenset({fingerprint(half.event)}))
+        return lone_record(half)
 
-    def expire(self, now: float, partitions: Container[int]) -> list[InferenceRecord]:
-        """Halves from ``partitions`` that waited longer than the timeout, each as a record alone."""
-        records = []
-        for key in list(self.table.keys()):
-            if partition_of(key) not in partitions:
-                continue
-            arrived = self._arrivals.get(key)
-            if arrived is None:
-                arrived = self._arrivals[key] = decode_pending(self.table[key])[1]
-            if now - arrived < self.timeout:
-                continue
-            event, received_at = decode_pending(self.table.pop(key))
-            self._arrivals.pop(key, None)
-            half = Half(event=event, payload=self.decode(event), received_at=received_at)
-            records.append(_record(half))
-            self._remember(key, _bit(half), now)
-        self._forget_before(now - self.dedupe_seconds)
-        return records
+    def due(self, now: float) -> list[tuple[int, bytes, str]]:
+        """The waiting halves whose time is up."""
+        return list(self.index.due(now - self.timeout))
 
-    def _seen(self, key: bytes, half: Half) -> bool:
-        """Whether this half of this inference was handed on already."""
-        handed_on = self._handed_on.get(key)
-        return handed_on is not None and bool(handed_on[1] & _bit(half))
+    def restore(self, partition: int, prefix: bytes, blob: bytes) -> None:
+        """Index a half found in the state of a newly assigned partition."""
+        event, arrived = decode_pending(blob)
+        self.index.add(partition, prefix, pending_key(event), arrived)
 
-    def _duplicate(self, half: Half) -> None:
-        if self.on_duplicate is not None:
-            self.on_duplicate(half)
+    def drop(self, partition: int) -> None:
+        """The partition went to another worker, with its state."""
+        self.index.drop(partition)
+        self._decoded.clear()
 
-    def _remember(self, key: bytes, bits: int, when: float) -> None:
-        if self.dedupe_max_keys == 0 or self.dedupe_seconds == 0:
-            return
-        earlier = self._handed_on.pop(key, None)
-        self._handed_on[key] = (when, bits | (earlier[1] if earlier else 0))
+    def commit(self, now: float) -> None:
+        """The checkpoint went through: what it handed on is remembered."""
+        for key, (when, marks) in self._remembered.items():
+            earlier = self._handed_on.pop(key, None)
+            self._handed_on[key] = (when, marks | earlier[1] if earlier else marks)
         while len(self._handed_on) > self.dedupe_max_keys:
             self._handed_on.popitem(last=False)
-
-    def _forget_before(self, cutoff: float) -> None:
+        self._remembered.clear()
+        self._expired.clear()
+        cutoff = now - self.dedupe_seconds
         while self._handed_on:
             key, (when, _) = next(iter(self._handed_on.items()))
             if when >= cutoff:
-                return
+                break
             del self._handed_on[key]
+
+    def rollback(self) -> None:
+        """The checkpoint will be read again: expired halves are due again, nothing was handed on."""
+        for partition, prefix, key, arrived in self._expired:
+            self.index.add(partition, prefix, key, arrived)
+        self._remembered.clear()
+        self._expired.clear()
+        self._decoded.clear()
+
+    def _waiting(self, prefix: bytes, key: str, stored: bytes) -> Half:
+        event, arrived = decode_pending(stored)
+        cached = self._decoded.get((prefix, key))
+        if cached is not None and cached.received_at == arrived and cached.event.data == event.data:
+            return cached
+        return Half(event=event, payload=self.decode(event), received_at=arrived)
+
+    def _was_handed_on(self, prefix: bytes, key: str, mark: int) -> bool:
+        for memory in (self._remembered, self._handed_on):
+            handed_on = memory.get((prefix, key))
+            if handed_on is not None and mark in handed_on[1]:
+                return True
+        return False
+
+    def _duplicate(self, event: RawEvent) -> None:
+        if self.on_duplicate is not None:
+            self.on_duplicate(event)
+
+    def _remember(self, prefix: bytes, key: str, when: float, marks: frozenset[int]) -> None:
+        if self.dedupe_max_keys and self.dedupe_seconds:
+            earlier = self._remembered.get((prefix, key))
+            self._remembered[(prefix, key)] = (when, marks | earlier[1] if earlier else marks)

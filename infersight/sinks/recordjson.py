@@ -1,4 +1,4 @@
-"""Inference records as JSON, for the records topic that shows what the workers produce."""
+"""Inference records as JSON, the value of the records topic that shows what the workers produce."""
 
 from __future__ import annotations
 

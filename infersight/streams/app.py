@@ -1,0 +1,327 @@
+"""The quixstreams Application every ``infersight worker`` runs, wired together; nothing else lives here.
+
+One consumer group reads ``infersight.payloads`` (and ``worker.extra_topics``). Each record is
+read into an event (:mod:`~infersight.streams.source`), its body decoded once
+(:mod:`~infersight.streams.decode`) and offered to pairing (:mod:`~infersight.streams.pairing`),
+whose waiting halves live in the engine's state under the model's key: RocksDB on local disk,
+its changelog in Kafka, so a restarted or rebalanced worker goes on exactly. A record whose key
+is not its model's (extra topics, Seldon's Kafka logger, a KafkaSink that sets no key) is first
+written back to the payloads topic under that key, so both halves of an inference meet in one
+partition and one state.
+
+The engine's checkpoint is the one commit order: every ``worker.batch_seconds`` (or
+``worker.batch_size`` records) it flushes our hand-off (:mod:`~infersight.streams.batches`:
+detectors, then every sink: store, detections topic, reply URL, records topic), then produces
+the pairing state's changelog, flushes the producer (detections, dead letters, re-keyed records,
+changelog), and only then commits the offsets, in a Kafka transaction with
+``worker.processing_guarantee: exactly-once``. A sink that pushes back pauses the partitions and
+the batch is read again; any other exception stops the worker without committing, to be
+restarted by its supervisor.
+
+Expiry of halves whose partner never came, time-bounded drift windows and saving online detector
+state run from the engine's run loop between records (its periodic tasks), inside the same
+checkpoint as the records.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from quixstreams import Application
+from quixstreams.context import message_context
+from quixstreams.kafka.configuration import ConnectionConfig
+from quixstreams.models import TopicConfig
+from quixstreams.sinks import BaseSink, SinkBackpressureError
+from quixstreams.state import State
+
+from infersight.binding import from_kafka_record, to_kafka_headers
+from infersight.config import Settings
+from infersight.detectors.runner import DetectorRunner
+from infersight.eventformat import InvalidEvent
+from infersight.kafkaclient import librdkafka_config
+from infersight.privacy import TrafficRules
+from infersight.records import FEEDBACK, SELDON_FEEDBACK, Half, RawEvent, event_type_label, half_of
+from infersight.sinks.base import Backpressure, Headers, Sink
+from infersight.sinks.deadletter import ORIGIN_HEADER, DeadLetters
+from infersight.sinks.reply import ReplySink
+from infersight.sinks.store import SqlStore
+from infersight.sinks.store.sink import StoreSink
+from infersight.sinks.topics import DetectionsTopic, RecordsTopic
+from infersight.streams.batches import HandOff
+from infersight.streams.decode import DecodeError, decode_event
+from infersight.streams.health import HealthServer
+from infersight.streams.metrics import StreamMetrics
+from infersight.streams.pairing import Pairer
+
+log = logging.getLogger("infersight.worker")
+
+FEEDBACK_TYPES = frozenset({FEEDBACK, SELDON_FEEDBACK})
+#: How often the run loop expires halves, closes time windows and flushes an idle hand-off.
+TICK_SECONDS = 0.2
+#: Between a state key's prefix (the Kafka key) and the key itself, as the engine stores them.
+PREFIX_SEPARATOR = b"|"
+
+
+class HandOffSink(BaseSink):
+    """The engine's view of our hand-off: flushed first in every checkpoint."""
+
+    def __init__(self, hand_off: HandOff, pairer: Pairer) -> None:
+        super().__init__()
+        self.hand_off = hand_off
+        self.pairer = pairer
+
+    def add(self, *args: Any, **kwargs: Any) -> None:
+        pass  # records reach the hand-off directly; this sink only takes part in the checkpoint
+
+    def flush(self) -> None:
+        try:
+            self.hand_off.flush()
+        except Backpressure as exc:
+            self.pairer.rollback()
+            raise SinkBackpressureError(retry_after=exc.retry_after) from exc
+        self.pairer.commit(time.time())
+
+    def on_paused(self) -> None:
+        self.pairer.rollback()
+
+
+class StreamWorker:
+    """One worker process: the Application, its dataframes and what their callbacks share."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        runner: DetectorRunner | None = None,
+        store: SqlStore | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.settings = settings
+        config = settings.worker
+        kafka = settings.kafka
+        self.registry = registry or CollectorRegistry()
+        self.metrics = StreamMetrics(self.registry)
+        connection = librdkafka_config(kafka)
+        self.app = Application(
+            broker_address=ConnectionConfig.from_librdkafka_dict(connection, ignore_extras=True),
+            consumer_group=config.group_id,
+            auto_offset_reset="earliest",
+            commit_interval=config.batch_seconds,
+            commit_every=config.batch_size,
+            consumer_extra_config={
+                "session.timeout.ms": int(config.rebalance_timeout_seconds * 1000),
+                "heartbeat.interval.ms": int(min(3.0, config.rebalance_timeout_seconds / 4) * 1000),
+                "fetch.queue.backoff.ms": 10,
+            },
+            producer_extra_config={"message.max.bytes": kafka.max_message_bytes, "linger.ms": 5},
+            state_dir=config.state_dir,
+            processing_guarantee=config.processing_guarantee,
+            consumer_poll_timeout=TICK_SECONDS,
+            loglevel=None,
+            # The worker waits out a broker outage instead of exiting (0 turns the engine's limit off).
+            broker_availability_timeout=0,
+        )
+        self.payloads = kafka.topics.payloads
+        self.deadletters = DeadLetters(kafka.topics.deadletter, self.publish, self.registry)
+        self.rules = TrafficRules(settings.models, settings.ingest.max_body_bytes)
+        self.runner = runner if runner is not None and not runner.empty else None
+        self.pairer = Pairer(
+            decode_event,
+            config.pairing_timeout_seconds,
+            dedupe_seconds=config.dedupe_seconds,
+            dedupe_max_keys=config.dedupe_max_keys,
+            on_duplicate=self.metrics.duplicate,
+        )
+        self.reply: ReplySink | None = None
+        self.hand_off = HandOff(self._sinks(store), self.metrics, self.runner)
+        self.app._sink_manager.register(HandOffSink(self.hand_off, self.pairer))
+        topic_config = TopicConfig(
+            num_partitions=kafka.partitions, replication_factor=kafka.replication_factor
+        )
+        source = self.app.topic(
+            self.payloads, key_deserializer="bytes", value_deserializer="bytes", config=topic_config
+        )
+        self.dataframe = self.app.dataframe(source)
+        self.dataframe.update(self._on_payload, stateful=True, metadata=True)
+        for name in config.extra_topics:
+            extra = self.app.topic(name, key_deserializer="bytes", value_deserializer="bytes")
+            self.app.dataframe(extra).update(self._on_extra, metadata=True)
+        self.app._dataframe_registry.register_periodic_task(self._tick)
+        self.health = (
+            HealthServer(config.metrics_host, config.metrics_port, self.registry, self.ready)
+            if config.metrics_port > 0
+            else None
+        )
+        self._running = False
+        self._next_tick = 0.0
+        self._next_save = time.monotonic() + settings.detections.state_save_seconds
+        self._partitions: dict[int, Any] = {}
+        self.store = store
+
+    def _sinks(self, store: SqlStore | None) -> list[Sink]:
+        """The sinks in the order a batch reaches them: the store first, then what others read."""
+        settings = self.settings
+        sinks: list[Sink] = []
+        if store is not None:
+            sinks.append(StoreSink(store, self.registry, self.deadletters))
+        sinks.append(DetectionsTopic(settings.kafka.topics.detections, self.publish))
+        detections = settings.detections
+        if detections.reply_url:
+            self.reply = ReplySink(
+                detections.reply_url,
+                self.registry,
+                self.deadletters,
+                timeout_seconds=detections.reply_timeout_seconds,
+                retries=detections.reply_retries,
+                queue_size=detections.reply_queue_size,
+            )
+            sinks.append(self.reply)
+        if settings.worker.records_topic:
+            sinks.append(RecordsTopic(settings.worker.records_topic, self.publish))
+        return sinks
+
+    def publish(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> None:
+        """Through the engine's producer: flushed, and with exactly-once in its transaction, per checkpoint."""
+        self.app._producer.produce(topic=topic, key=key, value=value, headers=headers)
+
+    def ready(self) -> bool:
+        return self._running and not self.app._state_manager.recovery_required
+
+    def run(self) -> None:
+        """Consume until SIGTERM or SIGINT; then commit what is done and save detector state."""
+        if self.health is not None:
+            self.health.start()
+        if self.reply is not None:
+            self.reply.start()
+        try:
+            self.app.run()
+        finally:
+            self._running = False
+            if self.runner is not None:
+                self.runner.save_states()
+            if self.reply is not None:
+                self.reply.stop()
+            if self.health is not None:
+                self.health.stop()
+            if self.store is not None:
+                self.store.close()
+
+    def _on_payload(
+        self, value: bytes | None, key: bytes | None, timestamp: int, headers: Any, state: State
+    ) -> None:
+        event = self._read(value, headers)
+        if event is None:
+            return
+        model_key = event.model.partition_key.encode()
+        if key != model_key:
+            self.publish(self.payloads, model_key, value or b"", list(headers or ()))
+            return
+        self._take(event, model_key, state)
+
+    def _on_extra(self, value: bytes | None, key: bytes | None, timestamp: int, headers: Any) -> None:
+        """Events from extra topics join the payloads under their model's key, to pair there."""
+        event = self._read(value, headers)
+        if event is not None:
+            self.publish(self.payloads, event.model.partition_key.encode(), value or b"", list(headers or ()))
+
+    def _read(self, value: bytes | None, headers: Any) -> RawEvent | None:
+        try:
+            return from_kafka_record(headers or (), value)
+        except InvalidEvent as exc:
+            self._dead_letter(value, headers, "invalid_event", str(exc))
+            return None
+
+    def _take(self, received: RawEvent, model_key: bytes, state: State) -> None:
+        self.metrics.observe_lag(received)
+        try:
+            event = self.rules.apply(received)
+        except InvalidEvent as exc:
+            self._dead_letter(received.data, _headers_of(received), "invalid_event", str(exc))
+            return
+        if event is None:
+            self.metrics.sampled_out(received)
+            return
+        if half_of(event) is None:
+            self.metrics.other_events.labels(event_type_label(event.type)).inc()
+            if event.type in FEEDBACK_TYPES:
+                self.hand_off.add_feedback(event)
+            return
+        try:
+            payload = decode_event(event)
+        except DecodeError as exc:
+            self._dead_letter(event.data, _headers_of(event), "undecodable_payload", str(exc))
+            return
+        half = Half(event=event, payload=payload, received_at=time.time())
+        partition = message_context().partition
+        for record in self.pairer.offer(state, partition, model_key, half):
+            self.hand_off.add_record(record)
+
+    def _dead_letter(self, value: bytes | None, headers: Any, reason: str, detail: str) -> None:
+        context = message_context()
+        origin = f"{context.topic}/{context.partition}/{context.offset}"
+        log.warning("dead letter from %s: %s: %s", origin, reason, detail)
+        pairs = [*(headers or ()), (ORIGIN_HEADER, origin.encode())]
+        self.deadletters.send(None, value or b"", pairs, reason, detail)
+
+    def _tick(self) -> None:
+        """Between records: follow assignments, expire halves, close time windows, save state."""
+        now = time.monotonic()
+        if now < self._next_tick:
+            return
+        self._next_tick = now + TICK_SECONDS
+        if self.app._state_manager.recovery_required:
+            return
+        self._running = True
+        self._follow_assignment()
+        checkpoint = self.app._processing_context.checkpoint
+        stream_id = self.dataframe.stream_id
+        wall = time.time()
+        for partition, prefix, key in self.pairer.due(wall):
+            if partition not in self._partitions:
+                continue
+            state = checkpoint.get_store_transaction(stream_id, partition).as_state(prefix=prefix)
+            record = self.pairer.expire(state, partition, prefix, key)
+            if record is not None:
+                self.hand_off.add_record(record)
+        self.metrics.pending.set(len(self.pairer.index))
+        if self.runner is not None:
+            self.hand_off.add_detections(self.runner.tick())
+            if now >= self._next_save:
+                self._next_save = now + self.settings.detections.state_save_seconds
+                self.runner.save_states()
+        if self.hand_off.pending and checkpoint.empty():
+            self._flush_idle()
+
+    def _flush_idle(self) -> None:
+        """Detections of windows closed by time while no record came: no offsets wait on them."""
+        try:
+            self.hand_off.flush()
+        except Backpressure as exc:
+            log.warning("a sink pushed back (%s); trying again", exc)
+
+    def _follow_assignment(self) -> None:
+        """Index the waiting halves of partitions this worker was given; let go of those it lost."""
+        store = self.app._state_manager.get_store(self.dataframe.stream_id)
+        partitions = dict(store.partitions)
+        if partitions == self._partitions:
+            return
+        lost = [partition for partition in self._partitions if partition not in partitions]
+        for partition in lost:
+            self.pairer.drop(partition)
+        if lost:
+            self.hand_off.discard()
+            if self.runner is not None:
+                self.runner.forget()
+        for partition, store_partition in partitions.items():
+            if self._partitions.get(partition) is not store_partition:
+                self.pairer.index.drop(partition)
+                for stored_key, blob in store_partition.iter_items(lower_bound=b""):
+                    prefix = stored_key.split(PREFIX_SEPARATOR, 1)[0]
+                    self.pairer.restore(partition, prefix, blob)
+        self._partitions = partitions
+
+
+def _headers_of(event: RawEvent) -> Headers:
+    return to_kafka_headers(event.attributes, event.content_encoding)
