@@ -58,8 +58,8 @@ def refusal(config: KafkaConfig, timeout_seconds: float = 5.0) -> str | None:
     """
     if config.security_protocol == "PLAINTEXT":
         return None
-    from confluent_kafka import KafkaError, KafkaException  # type: ignore[import-untyped, unused-ignore]
-    from confluent_kafka.admin import AdminClient  # type: ignore[import-untyped, unused-ignore]
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient
 
     refusals: list[str] = []
     unreachable: list[str] = []
@@ -113,7 +113,7 @@ def _quiet_admin(config: KafkaConfig) -> Any:
     callback; log level 0 and an error callback that drops everything keep it quiet: the callers
     say what matters, and :func:`refusal` tells a refused login apart.
     """
-    from confluent_kafka.admin import AdminClient  # type: ignore[import-untyped, unused-ignore]
+    from confluent_kafka.admin import AdminClient
 
     return AdminClient({**librdkafka_config(config), "log_level": 0, "error_cb": lambda _error: None})
 
@@ -136,7 +136,7 @@ def _retry(
     and returns None to be called again soon. A refused login fails at once; ``on_wait`` is
     called before each wait for a broker to answer.
     """
-    from confluent_kafka import KafkaException  # type: ignore[import-untyped, unused-ignore]
+    from confluent_kafka import KafkaException
 
     deadline = time.monotonic() + config.startup_timeout_seconds
     admin = _quiet_admin(config)
@@ -188,8 +188,8 @@ def ensure_topics(config: KafkaConfig, names: Iterable[str]) -> list[str]:
     the credentials or the TLS handshake fails at once with :class:`KafkaAuthenticationFailed`.
     It returns once the broker's metadata lists every topic it created.
     """
-    from confluent_kafka import KafkaError, KafkaException  # type: ignore[import-untyped, unused-ignore]
-    from confluent_kafka.admin import NewTopic  # type: ignore[import-untyped, unused-ignore]
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import NewTopic
 
     wanted = list(dict.fromkeys(names))
     created: list[str] = []
@@ -231,7 +231,7 @@ def ensure_topics(config: KafkaConfig, names: Iterable[str]) -> list[str]:
 
 def partition_counts(config: KafkaConfig, names: Iterable[str]) -> dict[str, int]:
     """How many partitions each existing topic has (missing topics are left out)."""
-    from confluent_kafka import KafkaException  # type: ignore[import-untyped, unused-ignore]
+    from confluent_kafka import KafkaException
 
     _refuse_if_refused(config)
     try:

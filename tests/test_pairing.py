@@ -1,28 +1,30 @@
-"""Pairing on its own: either order, duplicates, timeouts, partitions (a dict stands in for the table)."""
+"""Pairing on its own: either order, copies, reused ids, timeouts, rollback (a dict as the state)."""
 
 from __future__ import annotations
 
-from infersight.records import Half, InferenceRecord, Payload, RawEvent
-from infersight.streams.decode import decode_body
-from infersight.streams.pairing import Pairer, partition_of, table_key
+from infersight.records import Half, InferenceRecord, RawEvent
+from infersight.streams.decode import decode_event
+from infersight.streams.pairing import Pairer, decode_pending, encode_pending, pending_key
+
+MODEL = b"ns/iris"
 
 
-def decode(event: RawEvent) -> Payload:
-    return decode_body(event.data, event.attributes.get("datacontenttype"), event.content_encoding)
+class DictState(dict[str, bytes]):
+    """The engine's per-key state, in memory."""
+
+    def get_bytes(self, key: str, default: None = None) -> bytes | None:
+        return self.get(key, default)
+
+    def set_bytes(self, key: str, value: bytes) -> None:
+        self[key] = value
+
+    def delete(self, key: str) -> None:
+        self.pop(key, None)
 
 
-def half(event: RawEvent, received_at: float) -> Half:
-    return Half(event=event, payload=decode(event), received_at=received_at)
-
-
-def offer(pairer: Pairer, partition: int, event: RawEvent, received_at: float) -> InferenceRecord | None:
-    """One half as a batch of its own."""
-    records = pairer.pair([(partition, half(event, received_at))])
-    assert len(records) <= 1
-    return records[0] if records else None
-
-
-def kserve(event_id: str, kind: str, body: bytes) -> RawEvent:
+def kserve(
+    event_id: str, kind: str, body: bytes, time: str = "2026-12-01T10:00:00Z", **extra: str
+) -> RawEvent:
     return RawEvent(
         attributes={
             "specversion": "1.0",
@@ -31,11 +33,19 @@ def kserve(event_id: str, kind: str, body: bytes) -> RawEvent:
             "type": f"org.kubeflow.serving.inference.{kind}",
             "namespace": "ns",
             "inferenceservicename": "iris",
-            "endpoint": "default",
+            "endpoint": "",
+            "time": time,
             "datacontenttype": "application/json",
+            **extra,
         },
         data=body,
     )
+
+
+def offer(pairer: Pairer, state: DictState, event: RawEvent, at: float) -> list[InferenceRecord]:
+    records = pairer.offer(state, 0, MODEL, Half(event=event, payload=decode_event(event), received_at=at))
+    pairer.commit(at)
+    return records
 
 
 REQUEST = b'{"instances": [[1.0, 2.0]]}'
@@ -43,100 +53,94 @@ RESPONSE = b'{"predictions": [1]}'
 
 
 def test_either_order() -> None:
-    pairer = Pairer({}, decode, timeout_seconds=30)
-    assert offer(pairer, 2, kserve("a", "request", REQUEST), 10.0) is None
-    record = offer(pairer, 2, kserve("a", "response", RESPONSE), 11.0)
-    assert record is not None and record.mode == "paired"
-    assert record.request is not None and record.request.received_at == 10.0
-    assert offer(pairer, 1, kserve("b", "response", RESPONSE), 12.0) is None
-    record = offer(pairer, 1, kserve("b", "request", REQUEST), 13.0)
-    assert record is not None and record.request_id == "b"
+    pairer, state = Pairer(decode_event, timeout_seconds=30), DictState()
+    assert offer(pairer, state, kserve("a", "request", REQUEST), 10.0) == []
+    (record,) = offer(pairer, state, kserve("a", "response", RESPONSE), 11.0)
+    assert record.mode == "paired" and record.request is not None and record.request.received_at == 10.0
+    assert offer(pairer, state, kserve("b", "response", RESPONSE), 12.0) == []
+    (record,) = offer(pairer, state, kserve("b", "request", REQUEST), 13.0)
     assert record.request is not None and record.request.payload.tensor("instances").array.shape == (1, 2)
     assert record.response is not None and record.response.payload.tensor("predictions").array.tolist() == [1]
-    assert pairer.table == {}
+    assert state == {} and len(pairer.index) == 0
 
 
-def test_duplicate_half_keeps_the_first() -> None:
-    pairer = Pairer({}, decode, timeout_seconds=30)
-    assert offer(pairer, 0, kserve("a", "request", REQUEST), 1.0) is None
-    assert offer(pairer, 0, kserve("a", "request", REQUEST), 2.0) is None
-    record = offer(pairer, 0, kserve("a", "response", RESPONSE), 3.0)
-    assert record is not None and record.request is not None and record.request.received_at == 1.0
+def test_a_pending_half_is_kept_byte_for_byte() -> None:
+    event = RawEvent(attributes={"id": "x", "type": "t"}, data=b"\x00\xff body", content_encoding="gzip")
+    assert decode_pending(encode_pending(event, 12.5)) == (event, 12.5)
 
 
-def test_timeout_emits_alone_and_only_active_partitions() -> None:
-    table: dict[bytes, bytes] = {}
-    pairer = Pairer(table, decode, timeout_seconds=5)
-    offer(pairer, 0, kserve("a", "request", REQUEST), 100.0)
-    offer(pairer, 1, kserve("b", "response", RESPONSE), 100.0)
-    assert pairer.expire(104.0, {0, 1}) == []
-    (alone,) = pairer.expire(106.0, {0})
-    assert alone.mode == "request" and alone.request_id == "a"
-    # A fresh pairer over the same table (a restarted worker) still knows when "b" arrived.
-    restarted = Pairer(table, decode, timeout_seconds=5)
-    (other,) = restarted.expire(106.0, {1})
-    assert other.mode == "response" and other.response is not None and other.response.received_at == 100.0
-    assert table == {}
-
-
-def test_key_carries_partition_and_model() -> None:
-    key = table_key(7, kserve("x", "request", REQUEST))
-    assert key == b"7|ns/iris|x"
-    assert partition_of(key) == 7
-
-
-def test_halves_that_meet_in_one_batch_never_touch_the_table() -> None:
-    table: dict[bytes, bytes] = {}
-    pairer = Pairer(table, decode, timeout_seconds=30)
-    batch = [
-        (0, half(kserve("a", "request", REQUEST), 1.0)),
-        (1, half(kserve("b", "response", RESPONSE), 1.0)),
-        (0, half(kserve("a", "request", REQUEST), 1.5)),
-        (0, half(kserve("a", "response", RESPONSE), 2.0)),
-        (0, half(kserve("c", "request", REQUEST), 2.0)),
-    ]
-    (record,) = pairer.pair(batch)
-    assert record.request_id == "a" and record.mode == "paired"
-    assert record.request is not None and record.request.received_at == 1.0
-    assert set(table) == {b"1|ns/iris|b", b"0|ns/iris|c"}
-    (later,) = pairer.pair([(1, half(kserve("b", "request", REQUEST), 3.0))])
-    assert later.request_id == "b" and later.response is not None and later.response.received_at == 1.0
-    assert set(table) == {b"0|ns/iris|c"}
-
-
-def test_halves_coming_again_after_their_inference_was_handed_on_are_dropped() -> None:
+def test_copies_are_dropped_and_a_reused_id_is_a_new_inference() -> None:
     dropped: list[str] = []
     pairer = Pairer(
-        {},
-        decode,
-        timeout_seconds=5,
-        dedupe_seconds=60,
-        on_duplicate=lambda h: dropped.append(h.event.attributes["id"]),
+        decode_event, timeout_seconds=30, on_duplicate=lambda e: dropped.append(e.attributes["id"])
     )
-    batch = [(0, half(kserve(name, kind, body), 1.0)) for name in "ab" for kind, body in PAIR]
-    assert [record.request_id for record in pairer.pair(batch)] == ["a", "b"]
-    # The whole batch again, as a producer's resend brings it: nothing comes out twice.
-    assert pairer.pair(batch) == []
-    assert dropped == ["a", "a", "b", "b"]
-    # A half that went on alone is remembered alone: its late partner still goes on, a copy does not.
-    assert offer(pairer, 0, kserve("c", "request", REQUEST), 2.0) is None
-    (alone,) = pairer.expire(8.0, {0})
-    assert alone.mode == "request"
-    assert offer(pairer, 0, kserve("c", "request", REQUEST), 9.0) is None
-    assert dropped[-1] == "c" and pairer.table == {}
-    assert offer(pairer, 0, kserve("c", "response", RESPONSE), 9.0) is None  # it waits for a request
-    # Past dedupe_seconds the memory is let go.
-    pairer.expire(100.0, {0})
-    assert offer(pairer, 0, kserve("a", "response", RESPONSE), 100.0) is None
-    assert len(dropped) == 5
+    state = DictState()
+    request = kserve("a", "request", REQUEST)
+    assert offer(pairer, state, request, 1.0) == []
+    assert offer(pairer, state, request, 2.0) == []  # a resend while it waits
+    (first,) = offer(pairer, state, kserve("a", "response", RESPONSE), 3.0)
+    assert first.request is not None and first.request.received_at == 1.0
+    assert offer(pairer, state, request, 4.0) == []  # a resend after it went on
+    assert dropped == ["a", "a"]
+    # The client reuses the ce-id for its next inference: another time, another body.
+    later = kserve("a", "request", b'{"instances": [[3.0, 4.0]]}', time="2026-12-01T10:05:00Z")
+    assert offer(pairer, state, later, 5.0) == []
+    (second,) = offer(pairer, state, kserve("a", "response", RESPONSE, time="2026-12-01T10:05:01Z"), 6.0)
+    assert second.request is not None and second.request.event.data == later.data
+
+
+def test_components_of_one_model_pair_apart() -> None:
+    pairer, state = Pairer(decode_event, timeout_seconds=30), DictState()
+    transformer = kserve("a", "request", REQUEST, component="transformer")
+    predictor = kserve("a", "request", REQUEST, component="predictor")
+    assert pending_key(transformer) != pending_key(predictor)
+    assert offer(pairer, state, transformer, 1.0) == []
+    assert offer(pairer, state, predictor, 1.0) == []
+    (record,) = offer(pairer, state, kserve("a", "response", RESPONSE, component="predictor"), 2.0)
+    assert record.request is not None and record.request.event.attributes["component"] == "predictor"
+    assert list(state) == [pending_key(transformer)]
+
+
+def test_timeout_emits_alone_and_a_new_worker_finds_what_waits() -> None:
+    pairer, state = Pairer(decode_event, timeout_seconds=5), DictState()
+    offer(pairer, state, kserve("a", "request", REQUEST), 100.0)
+    offer(pairer, state, kserve("b", "response", RESPONSE), 103.0)
+    assert pairer.due(104.0) == []
+    ((partition, prefix, key),) = pairer.due(106.0)
+    alone = pairer.expire(state, partition, prefix, key)
+    assert alone is not None and alone.mode == "request" and alone.request_id == "a"
+    pairer.commit(106.0)
+    # A worker given the partition indexes the state it recovered.
+    restarted = Pairer(decode_event, timeout_seconds=5)
+    for blob in state.values():
+        restarted.restore(0, MODEL, blob)
+    ((_, _, key),) = restarted.due(109.0)
+    other = restarted.expire(state, 0, MODEL, key)
+    assert other is not None and other.mode == "response" and other.response is not None
+    assert other.response.received_at == 103.0 and state == {}
+
+
+def test_a_rolled_back_checkpoint_expires_and_pairs_again() -> None:
+    pairer, state = Pairer(decode_event, timeout_seconds=5), DictState()
+    offer(pairer, state, kserve("a", "request", REQUEST), 100.0)
+    snapshot = DictState(state)
+    ((partition, prefix, key),) = pairer.due(106.0)
+    assert pairer.expire(state, partition, prefix, key) is not None
+    # The sinks pushed back: the engine drops the checkpoint's state changes, we our memory.
+    pairer.rollback()
+    state = snapshot
+    ((partition, prefix, key),) = pairer.due(107.0)
+    assert pairer.expire(state, partition, prefix, key) is not None
+    pairer.commit(107.0)
+    assert pairer.due(200.0) == []
 
 
 def test_the_memory_of_handed_on_inferences_is_bounded() -> None:
-    pairer = Pairer({}, decode, timeout_seconds=5, dedupe_max_keys=3)
-    batch = [(0, half(kserve(str(n), kind, body), 1.0)) for n in range(5) for kind, body in PAIR]
-    assert len(pairer.pair(batch)) == 5
-    assert len(pairer.pair(batch[-6:])) == 0
-    assert [record.request_id for record in pairer.pair(batch[:4])] == ["0", "1"]
-
-
-PAIR = (("request", REQUEST), ("response", RESPONSE))
+    pairer, state = Pairer(decode_event, timeout_seconds=5, dedupe_max_keys=3), DictState()
+    for n in range(5):
+        offer(pairer, state, kserve(str(n), "request", REQUEST), 1.0)
+        offer(pairer, state, kserve(str(n), "response", RESPONSE), 1.0)
+    # The three newest are remembered; the two oldest wait again as if new.
+    for n in range(5):
+        offer(pairer, state, kserve(str(n), "request", REQUEST), 2.0)
+    assert sorted(key.split("|")[1] for key in state) == ["0", "1"]

@@ -1,11 +1,10 @@
-"""The reply URL: retried with backoff, never blocking, and what never went out handed to the dead letters."""
+"""The reply URL: retried with backoff, never blocking, and what never went out dead-lettered."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -13,7 +12,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from infersight.records import Detection, ModelRef
-from infersight.sinks.reply import ReplyPoster
+from infersight.sinks.base import Batch
+from infersight.sinks.deadletter import DeadLetters
+from infersight.sinks.reply import ReplySink
 from tests.helpers import free_port
 
 
@@ -68,39 +69,53 @@ def detection(number: int) -> Detection:
     )
 
 
-async def test_retries_then_hands_the_detection_over(receiver: Receiver) -> None:
-    given_up: list[tuple[str, str]] = []
+class Published(list[tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]]):
+    """What the dead letters produced, as the worker's producer would send it."""
 
-    async def give_up(item: Detection, reason: str) -> None:
-        given_up.append((item.id, reason))
+    def __call__(self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        self.append((topic, key, value, headers))
 
-    registry = CollectorRegistry()
-    poster = ReplyPoster(receiver.url, registry, retries=2, backoff_seconds=0.01, give_up=give_up)
-    poster.start()
+    def reasons(self) -> list[str]:
+        return [dict(headers)["infersight-deadletter-reason"].decode() for _, _, _, headers in self]
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_retries_then_dead_letters_the_detection(receiver: Receiver) -> None:
+    registry, published = CollectorRegistry(), Published()
+    sink = ReplySink(
+        receiver.url, registry, DeadLetters("dlq", published, registry), retries=2, backoff_seconds=0.01
+    )
+    sink.start()
     started = time.perf_counter()
-    poster.submit([detection(1)])
-    assert time.perf_counter() - started < 0.01  # submitting never waits for the receiver
-    await poster.stop(drain_seconds=10)
+    sink.write(Batch(detections=[detection(1)]))
+    sink.flush()
+    assert time.perf_counter() - started < 0.05  # neither write nor flush waits for the receiver
+    wait_until(lambda: registry.get_sample_value("infersight_reply_total", {"result": "failed"}) == 1)
+    sink.stop(drain_seconds=10)
     assert len(receiver.posts) == 3  # the first try and two retries
     assert receiver.posts[0]["ce-type"] == "io.infersight.detection.drift"
-    assert given_up == [("d-1", f"reply URL {receiver.url}: HTTP 503")]
-    assert registry.get_sample_value("infersight_reply_total", {"result": "failed"}) == 1
+    sink.flush()  # the next checkpoint dead-letters what was given up
+    assert published.reasons() == [f"reply_failed: reply URL {receiver.url}: HTTP 503"]
+    topic, key, _, headers = published[0]
+    assert topic == "dlq" and key == b"ns/m" and dict(headers)["ce_id"] == b"d-1"
+    assert registry.get_sample_value("infersight_deadletters_total", {"reason": "reply_failed"}) == 1
 
 
-async def test_a_full_queue_hands_over_its_oldest(receiver: Receiver) -> None:
-    given_up: list[str] = []
-
-    async def give_up(item: Detection, reason: str) -> None:
-        given_up.append(item.id)
-
-    registry = CollectorRegistry()
-    poster = ReplyPoster(receiver.url, registry, retries=0, queue_size=2, give_up=give_up)
-    poster.submit([detection(number) for number in range(5)])  # not started: nothing drains
-    await asyncio.sleep(0)
-    assert given_up == ["d-0", "d-1", "d-2"]
+def test_a_full_queue_dead_letters_its_oldest(receiver: Receiver) -> None:
+    registry, published = CollectorRegistry(), Published()
+    sink = ReplySink(receiver.url, registry, DeadLetters("dlq", published, registry), retries=0, queue_size=2)
+    sink.write(Batch(detections=[detection(number) for number in range(5)]))  # not started: nothing drains
+    sink.flush()
+    assert [dict(headers)["ce_id"] for _, _, _, headers in published] == [b"d-0", b"d-1", b"d-2"]
     assert registry.get_sample_value("infersight_reply_total", {"result": "dropped"}) == 3
     receiver.status = 204
-    poster.start()
-    await poster.stop(drain_seconds=10)
+    sink.start()
+    sink.stop(drain_seconds=10)
     assert [post["ce-id"] for post in receiver.posts] == ["d-3", "d-4"]
     assert registry.get_sample_value("infersight_reply_total", {"result": "sent"}) == 2

@@ -207,7 +207,7 @@ def table(results: Sequence[PhaseResult]) -> tuple[list[str], list[list[str]]]:
 
 def drop_topics(settings: Settings, prefix: str) -> None:
     """Delete this run's topics once its stack stopped: the store keeps what they held."""
-    from confluent_kafka.admin import AdminClient  # type: ignore[import-untyped, unused-ignore]
+    from confluent_kafka.admin import AdminClient
 
     from infersight.kafkaclient import librdkafka_config
 

@@ -12,7 +12,7 @@ import uuid
 from typing import Any
 
 import orjson
-from confluent_kafka import (  # type: ignore[import-untyped, unused-ignore]
+from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
     KafkaException,

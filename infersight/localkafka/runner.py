@@ -65,8 +65,8 @@ def broker_answers(
     ``client_options`` are librdkafka settings (:func:`infersight.kafkaclient.librdkafka_config`),
     such as the security ones of a secured cluster.
     """
-    from confluent_kafka import KafkaException  # type: ignore[import-untyped, unused-ignore]
-    from confluent_kafka.admin import AdminClient  # type: ignore[import-untyped, unused-ignore]
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
 
     options = {
         **(client_options or {}),

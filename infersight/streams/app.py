@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 from prometheus_client import CollectorRegistry
 from quixstreams import Application
@@ -36,6 +36,7 @@ from quixstreams.kafka.configuration import ConnectionConfig
 from quixstreams.models import TopicConfig
 from quixstreams.sinks import BaseSink, SinkBackpressureError
 from quixstreams.state import State
+from quixstreams.state.rocksdb import RocksDBStorePartition
 
 from infersight.binding import from_kafka_record, to_kafka_headers
 from infersight.config import Settings
@@ -183,7 +184,7 @@ class StreamWorker:
         return sinks
 
     def publish(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> None:
-        """Through the engine's producer: flushed, and with exactly-once in its transaction, per checkpoint."""
+        """Through the engine's producer, which each checkpoint flushes (in its transaction, if on)."""
         self.app._producer.produce(topic=topic, key=key, value=value, headers=headers)
 
     def ready(self) -> bool:
@@ -209,7 +210,7 @@ class StreamWorker:
                 self.store.close()
 
     def _on_payload(
-        self, value: bytes | None, key: bytes | None, timestamp: int, headers: Any, state: State
+        self, value: bytes | None, key: bytes | None, timestamp: int, headers: Any, state: State[str, bytes]
     ) -> None:
         event = self._read(value, headers)
         if event is None:
@@ -233,7 +234,7 @@ class StreamWorker:
             self._dead_letter(value, headers, "invalid_event", str(exc))
             return None
 
-    def _take(self, received: RawEvent, model_key: bytes, state: State) -> None:
+    def _take(self, received: RawEvent, model_key: bytes, state: State[str, bytes]) -> None:
         self.metrics.observe_lag(received)
         try:
             event = self.rules.apply(received)
@@ -311,13 +312,14 @@ class StreamWorker:
         for partition in lost:
             self.pairer.drop(partition)
         if lost:
-            self.hand_off.discard()
+            self.hand_off.forget_kept()
             if self.runner is not None:
                 self.runner.forget()
         for partition, store_partition in partitions.items():
             if self._partitions.get(partition) is not store_partition:
-                self.pairer.index.drop(partition)
-                for stored_key, blob in store_partition.iter_items(lower_bound=b""):
+                # Halves taken since the assignment are in the index already, and not yet on disk.
+                rocksdb = cast(RocksDBStorePartition, store_partition)
+                for stored_key, blob in rocksdb.iter_items(lower_bound=b""):
                     prefix = stored_key.split(PREFIX_SEPARATOR, 1)[0]
                     self.pairer.restore(partition, prefix, blob)
         self._partitions = partitions

@@ -80,10 +80,11 @@ class HandOff:
         for record in scored:
             self.metrics.record(record)
 
-    def discard(self) -> None:
-        """Forget what was collected and kept: the partitions went elsewhere, or nothing is committed."""
-        self._records.clear()
-        self._feedback.clear()
+    def forget_kept(self) -> None:
+        """Partitions went elsewhere: records scored before a push-back may now be another worker's.
+
+        What was collected for this checkpoint stays: its offsets are committed with it.
+        """
         self._scored.clear()
 
     def _score(self, records: list[InferenceRecord], detections: list[Detection]) -> list[InferenceRecord]:

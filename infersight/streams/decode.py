@@ -5,6 +5,13 @@ body's shape says which protocol it speaks: Open Inference Protocol v2 (typed te
 ``inputs`` or ``outputs``), KServe / TF-Serving v1 (``instances``, ``inputs``, ``predictions``,
 ``outputs``) or Seldon (``data``, ``jsonData``, ``strData``, ``binData``). JSON of any other
 shape is ``raw``: stored and counted upstream, never an error.
+
+v2 tensors may also come in the binary data extension: a JSON header whose tensors say
+``"parameters": {"binary_data_size": N}`` instead of ``data``, then the tensors' raw bytes, in
+the order the header lists them. The HTTP header ``Inference-Header-Content-Length`` says where
+the JSON ends, but the KServe agent does not log it, so the length is only a hint: the end of
+the JSON is found by reading its top-level object, and the declared sizes say which bytes after
+it are tensor data.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import gzip
 import json
 import math
 import zlib
+from collections.abc import Mapping
 from typing import Any, Final
 
 import numpy as np
@@ -47,27 +55,49 @@ _SELDON_DATA_KEYS: Final = ("ndarray", "tensor", "tftensor")
 _SELDON_SCALAR_KEYS: Final = ("jsonData", "strData", "binData")
 
 
+#: The whitespace JSON allows around a value (``bytes.strip()`` would take more).
+_JSON_SPACE: Final = b" \t\n\r"
+#: Where the JSON header's length may be found when the logger kept it: a CloudEvent attribute
+#: (compared with case, ``-`` and ``_`` ignored) or, as SageMaker's Triton sends it, a parameter
+#: of the content type.
+_HEADER_LENGTH_ATTRIBUTE: Final = "inferenceheadercontentlength"
+_HEADER_LENGTH_PARAMETER: Final = "json-header-size"
+
+
 class DecodeError(ValueError):
     """The body claims a known protocol (or JSON, or gzip) and is not valid; the message says why."""
 
 
-def decode_body(body: bytes, content_type: str | None, content_encoding: str | None) -> Payload:
+def decode_body(
+    body: bytes, content_type: str | None, content_encoding: str | None, header_length: int | None = None
+) -> Payload:
     """Decode one logged body into tensors, whichever protocol it speaks.
 
     A missing content type means JSON, as CloudEvents says. A body whose content type is not JSON
     and that does not parse as JSON is ``raw``; a body that should be JSON and is not raises.
+
+    ``header_length`` is the v2 binary extension's ``Inference-Header-Content-Length`` when the
+    event kept it (else a ``json-header-size`` content type parameter is used). It is a hint, not
+    trusted: a length that does not end the JSON header is ignored and the header's end found by
+    reading the JSON itself, so a body decodes the same with the right length, a wrong one or none.
     """
     body = _inflate(body, content_type, content_encoding)
     if not body.strip():
         return Payload("raw")
     try:
         document = load_json(body, "body")
+        json_end = len(body.rstrip(_JSON_SPACE))
     except InvalidEvent as exc:
-        if _expects_json(content_type):
-            raise DecodeError(str(exc)) from exc
-        return Payload("raw")
+        if header_length is None:
+            header_length = _content_type_header_length(content_type)
+        split = _split_binary(body, header_length)
+        if split is None:
+            if _expects_json(content_type):
+                raise DecodeError(str(exc)) from exc
+            return Payload("raw")
+        document, json_end = split
     try:
-        return _decode_document(document)
+        return _decode_document(document, body[json_end:])
     except RecursionError as exc:
         raise DecodeError("body is nested too deeply") from exc
 
@@ -91,13 +121,19 @@ def _inflate(body: bytes, content_type: str | None, content_encoding: str | None
         return body  # binary data that merely starts with the magic bytes
 
 
-def _decode_document(document: Any) -> Payload:
-    """Pick the protocol from the JSON shape: v2 first, since v1 shares its ``inputs``/``outputs`` keys."""
+def _decode_document(document: Any, tail: bytes = b"") -> Payload:
+    """Pick the protocol from the JSON shape: v2 first, since v1 shares its ``inputs``/``outputs`` keys.
+
+    ``tail`` is what follows the JSON in the body: whitespace, or v2 binary tensor data.
+    """
     if not isinstance(document, dict):
         return Payload("raw")
-    v2_keys = [key for key in ("inputs", "outputs") if _is_v2_tensor_list(document.get(key))]
-    if v2_keys:
-        return Payload("oip-v2", tuple(_v2_tensor(entry) for key in v2_keys for entry in document[key]))
+    entries = _v2_entries(document)
+    if entries:
+        chunks = _binary_chunks(tail, [_binary_size(entry) for entry in entries])
+        return Payload(
+            "oip-v2", tuple(_v2_tensor(entry, chunk) for entry, chunk in zip(entries, chunks, strict=True))
+        )
     for key in _V1_KEYS:
         if document.get(key) is not None:
             return Payload("kserve-v1", _v1_tensors(key, document[key]))
@@ -110,6 +146,16 @@ def _decode_document(document: Any) -> Payload:
 
 
 # Open Inference Protocol v2
+
+
+def _v2_entries(document: dict[str, Any]) -> list[Any]:
+    """The tensor entries of a v2 request or response, ``inputs`` before ``outputs``; empty if not v2."""
+    return [
+        entry
+        for key in ("inputs", "outputs")
+        if _is_v2_tensor_list(document.get(key))
+        for entry in document[key]
+    ]
 
 
 def _is_v2_tensor_list(value: Any) -> bool:
@@ -126,24 +172,30 @@ def _is_v2_entry(item: Any) -> bool:
     return isinstance(item, dict) and "name" in item and ("datatype" in item or "shape" in item)
 
 
-def _v2_tensor(entry: dict[str, Any]) -> Tensor:
-    name = entry["name"]
-    if not isinstance(name, str):
-        raise DecodeError(f"tensor name must be a string, not {name!r}")
-    where = f"tensor {name!r}"
-    parameters = entry.get("parameters")
-    if isinstance(parameters, dict) and "binary_data_size" in parameters:
-        raise DecodeError(f"binary tensor data is not supported ({where})")
+def _v2_tensor(entry: dict[str, Any], chunk: bytes | None = None) -> Tensor:
+    """One v2 tensor from its JSON ``data``, or from ``chunk``, its bytes in the binary extension."""
+    where = _where(entry)
     datatype = entry.get("datatype")
     if not isinstance(datatype, str) or datatype not in _V2_DTYPES:
         raise DecodeError(f"{where}: unknown datatype {datatype!r}")
     shape = _shape(entry.get("shape"), where)
+    if chunk is not None:
+        if "data" in entry:
+            raise DecodeError(f"{where} has both data and binary_data_size")
+        return Tensor(entry["name"], _reshape(_v2_binary(chunk, datatype, where), shape, where))
     if "data" not in entry:
         raise DecodeError(f"{where} has no data")
     values = _flatten(entry["data"])
     if datatype == "BYTES":
-        return Tensor(name, _reshape(_utf8_array(values, where), shape, where))
-    return Tensor(name, _reshape(_v2_numbers(values, datatype, where), shape, where))
+        return Tensor(entry["name"], _reshape(_utf8_array(values, where), shape, where))
+    return Tensor(entry["name"], _reshape(_v2_numbers(values, datatype, where), shape, where))
+
+
+def _where(entry: dict[str, Any]) -> str:
+    name = entry["name"]
+    if not isinstance(name, str):
+        raise DecodeError(f"tensor name must be a string, not {name!r}")
+    return f"tensor {name!r}"
 
 
 def _flatten(data: Any) -> list[Any]:
@@ -189,6 +241,157 @@ def _utf8_array(values: list[Any], where: str) -> Array:
         return np.array([value.encode() for value in values], dtype=object)
     except UnicodeEncodeError as exc:
         raise DecodeError(f"{where}: BYTES data is not valid Unicode: {exc}") from exc
+
+
+# Open Inference Protocol v2, binary data extension
+
+
+def _content_type_header_length(content_type: str | None) -> int | None:
+    """``json-header-size`` from ``application/vnd.sagemaker-triton.binary+json;json-header-size=N``."""
+    for parameter in (content_type or "").split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == _HEADER_LENGTH_PARAMETER:
+            return _length(value)
+    return None
+
+
+def header_length_of(attributes: Mapping[str, str]) -> int | None:
+    """The JSON header's length if the event kept ``Inference-Header-Content-Length``; None if not.
+
+    A value that is not a non-negative integer is treated as absent: the length is only a hint.
+    """
+    for name, value in attributes.items():
+        if name.replace("-", "").replace("_", "").lower() == _HEADER_LENGTH_ATTRIBUTE:
+            return _length(value)
+    return None
+
+
+def _length(text: str) -> int | None:
+    text = text.strip().strip('"')
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+def _split_binary(body: bytes, header_length: int | None) -> tuple[dict[str, Any], int] | None:
+    """The JSON header of a v2 body in the binary extension and the offset where it ends.
+
+    None when the body is no JSON object followed by bytes, or when that object declares no
+    binary tensor data: such a body is then what it was before, broken JSON or raw bytes.
+    """
+    found = None
+    if header_length is not None and 0 < header_length < len(body):
+        found = _json_object(body[:header_length])
+    if found is None:
+        end = _json_object_end(body)
+        found = _json_object(body[:end]) if end is not None else None
+    if found is None or not any(_binary_size(entry) is not None for entry in _v2_entries(found[0])):
+        return None
+    return found
+
+
+def _json_object(header: bytes) -> tuple[dict[str, Any], int] | None:
+    """``header`` as a JSON object, with where the object ends (before any trailing whitespace)."""
+    try:
+        document = load_json(header, "body")
+    except InvalidEvent:
+        return None
+    if not isinstance(document, dict):
+        return None
+    return document, len(header.rstrip(_JSON_SPACE))
+
+
+def _json_object_end(body: bytes) -> int | None:
+    """Where the top-level JSON object that starts ``body`` closes, found by reading it.
+
+    Read as Latin-1, every byte is one character: the offset in the text is the offset in the
+    bytes, and the UTF-8 of a non-ASCII character (bytes 0x80 and above) can never be mistaken for
+    a quote, a backslash or a brace. Strings and escapes are the JSON decoder's to get right.
+    """
+    start = len(body) - len(body.lstrip(_JSON_SPACE))
+    if body[start : start + 1] != b"{":
+        return None
+    try:
+        _, end = json.JSONDecoder().raw_decode(body.decode("latin-1"), start)
+    except (ValueError, RecursionError):
+        return None
+    return int(end)
+
+
+def _binary_size(entry: dict[str, Any]) -> int | None:
+    """The entry's ``binary_data_size``: None when its data is JSON."""
+    parameters = entry.get("parameters")
+    if not isinstance(parameters, dict) or "binary_data_size" not in parameters:
+        return None
+    size = parameters["binary_data_size"]
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise DecodeError(f"{_where(entry)}: binary_data_size must be a non-negative integer, not {size!r}")
+    return size
+
+
+def _binary_chunks(tail: bytes, sizes: list[int | None]) -> list[bytes | None]:
+    """Cut the bytes after the JSON header into each tensor's data, in the header's order.
+
+    The data is the last ``sum(sizes)`` bytes of the body; what lies between the JSON and the data
+    may only be whitespace, which a header length may or may not have counted.
+    """
+    total = sum(size for size in sizes if size is not None)
+    gap = len(tail) - total
+    if gap < 0:
+        raise DecodeError(
+            f"binary tensor data is truncated: the tensors declare {total} bytes (binary_data_size), "
+            f"the body has {len(tail)} after the JSON header"
+        )
+    if tail[:gap].strip(_JSON_SPACE):
+        raise DecodeError(
+            f"the body has {len(tail)} bytes after the JSON header, more than the {total} bytes of binary "
+            "tensor data its tensors declare (binary_data_size)"
+        )
+    chunks: list[bytes | None] = []
+    offset = gap
+    for size in sizes:
+        if size is None:
+            chunks.append(None)
+        else:
+            chunks.append(tail[offset : offset + size])
+            offset += size
+    return chunks
+
+
+def _v2_binary(chunk: bytes, datatype: str, where: str) -> Array:
+    """A tensor's raw bytes as an array: little-endian, row-major, as the extension specifies."""
+    if datatype == "BYTES":
+        return _binary_bytes(chunk, where)
+    wire = np.dtype("<u2") if datatype == "BF16" else _V2_DTYPES[datatype].newbyteorder("<")
+    if len(chunk) % wire.itemsize:
+        raise DecodeError(
+            f"{where}: {len(chunk)} bytes of {datatype} data is not a whole number of "
+            f"{wire.itemsize}-byte values"
+        )
+    raw = np.frombuffer(chunk, dtype=wire)
+    if datatype == "BF16":  # the upper half of a float32
+        return (raw.astype(np.uint32) << 16).view(np.float32)
+    if datatype == "BOOL" and raw.size and raw.view(np.uint8).max() > 1:
+        raise DecodeError(f"{where}: BOOL data must be bytes 0 or 1")
+    return raw.astype(_V2_DTYPES[datatype])  # a copy in native byte order
+
+
+def _binary_bytes(chunk: bytes, where: str) -> Array:
+    """BYTES elements, each a 4-byte little-endian length and then that many bytes."""
+    values: list[bytes] = []
+    offset = 0
+    while offset < len(chunk):
+        if offset + 4 > len(chunk):
+            raise DecodeError(f"{where}: BYTES data ends inside the length of element {len(values)}")
+        size = int.from_bytes(chunk[offset : offset + 4], "little")
+        offset += 4
+        if offset + size > len(chunk):
+            raise DecodeError(
+                f"{where}: BYTES element {len(values)} needs {size} bytes, {len(chunk) - offset} are left"
+            )
+        values.append(chunk[offset : offset + size])
+        offset += size
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
 
 
 # KServe / TF-Serving v1
@@ -345,4 +548,9 @@ def _scalar(value: object) -> Array:
 
 def decode_event(event: RawEvent) -> Payload:
     """The body of ``event`` decoded, as its content type and encoding say."""
-    return decode_body(event.data, event.attributes.get("datacontenttype"), event.content_encoding)
+    return decode_body(
+        event.data,
+        event.attributes.get("datacontenttype"),
+        event.content_encoding,
+        header_length_of(event.attributes),
+    )
