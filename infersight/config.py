@@ -26,8 +26,11 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 CONFIG_ENV = "INFERSIGHT_CONFIG"
 #: CloudEvent attributes that pairing, routing and the store rely on.
 REQUIRED_ATTRIBUTES = frozenset(
-    {"specversion", "id", "source", "type", "namespace", "inferenceservicename", "endpoint", "requestid"}
-)
+    {
+        "specversion", "id", "source", "type", "namespace", "inferenceservicename", "component", "endpoint",
+        "requestid",
+    }
+)  # fmt: skip
 
 
 class ConfigError(Exception):
@@ -232,10 +235,16 @@ class DetectorConfig(Section):
 
 
 class ModelConfig(Section):
-    """The detectors of one deployed model; ``endpoint`` unset matches every endpoint."""
+    """The detectors of one deployed model; ``component`` or ``endpoint`` unset matches every one.
+
+    Where several entries match a model, the most specific wins: one naming the component (and
+    perhaps the endpoint), then one naming the endpoint alone, then one naming neither.
+    """
 
     namespace: str
     inferenceservice: str = Field(min_length=1)
+    #: The KServe component (``predictor``, ``transformer``, ``explainer``); unset matches every one.
+    component: str | None = None
     endpoint: str | None = None
     detectors: list[DetectorConfig] = Field(default_factory=list)
     #: The share of inferences kept (by a hash of the request id, so both halves go together).

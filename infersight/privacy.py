@@ -93,7 +93,8 @@ class TrafficRules:
 
     def __init__(self, models: Iterable[ModelConfig], body_limit: int) -> None:
         self.body_limit = body_limit
-        self._rules: dict[tuple[str, str, str | None], ModelRules] = {}
+        # By namespace, service, component and endpoint (None where the entry leaves it unset).
+        self._rules: dict[tuple[str, str, str | None, str | None], ModelRules] = {}
         for model in models:
             rules = ModelRules(
                 sample_rate=model.sample_rate,
@@ -101,15 +102,26 @@ class TrafficRules:
                 redact_attributes=frozenset(model.redact_attributes),
             )
             if not rules.changes_nothing:
-                self._rules[(model.namespace, model.inferenceservice, model.endpoint)] = rules
+                key = (model.namespace, model.inferenceservice, model.component, model.endpoint)
+                self._rules[key] = rules
 
     @property
     def empty(self) -> bool:
         return not self._rules
 
     def rules_for(self, model: ModelRef) -> ModelRules | None:
-        key = (model.namespace, model.inferenceservice)
-        return self._rules.get((*key, model.endpoint)) or self._rules.get((*key, None))
+        """The most specific entry's: naming the component (and endpoint), the endpoint, or neither."""
+        service = (model.namespace, model.inferenceservice)
+        for component, endpoint in (
+            (model.component, model.endpoint),
+            (model.component, None),
+            (None, model.endpoint),
+            (None, None),
+        ):
+            rules = self._rules.get((*service, component, endpoint))
+            if rules is not None:
+                return rules
+        return None
 
     def apply(self, event: RawEvent) -> RawEvent | None:
         """The event as it may be kept, or None when its inference is sampled out.

@@ -21,6 +21,10 @@ KNOWN_EVENT_TYPES: Final = frozenset(
 )
 
 
+#: The labels that name a model on the metrics about it; :attr:`ModelRef.metric_labels` holds their values.
+MODEL_LABELS: Final = ("namespace", "inferenceservice", "component", "endpoint")
+
+
 def event_type_label(event_type: str) -> str:
     """The event type as a metric label: itself when known, else ``other``, so labels stay bounded."""
     return event_type if event_type in KNOWN_EVENT_TYPES else "other"
@@ -28,11 +32,17 @@ def event_type_label(event_type: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ModelRef:
-    """Which deployed model an event belongs to."""
+    """Which deployed model an event belongs to: namespace, InferenceService and KServe component.
+
+    ``component`` (``predictor``, ``transformer``, ``explainer``; empty when the logger does not
+    say) is part of the identity: a transformer's traffic is not its predictor's. It comes last
+    so that ``ModelRef(namespace, inferenceservice, endpoint)`` still reads as it always did.
+    """
 
     namespace: str
     inferenceservice: str
     endpoint: str
+    component: str = ""
 
     @classmethod
     def from_attributes(cls, attributes: Mapping[str, str]) -> ModelRef:
@@ -42,12 +52,18 @@ class ModelRef:
             namespace=attributes.get("namespace", ""),
             inferenceservice=name,
             endpoint=attributes.get("endpoint", ""),
+            component=attributes.get("component", ""),
         )
 
     @property
     def partition_key(self) -> str:
-        """``namespace/inferenceservice``: everything about one model lands in one partition."""
+        """``namespace/inferenceservice``: every component of one service lands in one partition."""
         return f"{self.namespace}/{self.inferenceservice}"
+
+    @property
+    def metric_labels(self) -> tuple[str, str, str, str]:
+        """The values of the model labels of every metric, in :data:`MODEL_LABELS` order."""
+        return (self.namespace, self.inferenceservice, self.component, self.endpoint)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +196,18 @@ class InferenceRecord:
         if self.request is not None and self.response is not None:
             return "paired"
         return REQUEST if self.request is not None else RESPONSE
+
+    @property
+    def occurrence(self) -> str:
+        """What tells two inferences under one reused request id apart: the request's ``time``.
+
+        The response's when the request is missing, empty when the half has no ``time``. A
+        client may send the same ``ce-id`` with each of its requests (KServe keeps it), so the
+        store keys a row by this beside the request id and the model; a redelivered event has
+        the same time, and so stays one row.
+        """
+        half = self.request if self.request is not None else self.response
+        return half.event.attributes.get("time", "") if half is not None else ""
 
 
 @dataclass(frozen=True, slots=True)

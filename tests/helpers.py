@@ -254,3 +254,37 @@ def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[TopicParti
     finally:
         admin.close()
     return {tp: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
+
+
+#: Where fault tests append their counts, one JSON line each (set by bench/faults.py).
+FAULTS_REPORT = "INFERSIGHT_FAULTS_REPORT"
+
+
+def report_fault(
+    scenario: str, sent: int, acknowledged: int, stored: int, lost: int, duplicated: int, **extra: object
+) -> None:
+    """Print a fault test's end-to-end counts, and append them to ``$INFERSIGHT_FAULTS_REPORT`` if set."""
+    counts = {
+        "scenario": scenario,
+        "sent": sent,
+        "acknowledged": acknowledged,
+        "stored": stored,
+        "lost": lost,
+        "duplicated": duplicated,
+        **extra,
+    }
+    print("\n" + ", ".join(f"{name} {value}" for name, value in counts.items()))
+    if path := os.environ.get(FAULTS_REPORT):
+        import json
+
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(json.dumps(counts) + "\n")
+
+
+def count_stored(
+    acknowledged: set[str], stored: dict[str, tuple[int, bool, bool]], halves: int = 2
+) -> tuple[int, int, int]:
+    """Of the acknowledged inferences: how many are stored whole, lost, and stored more than once."""
+    whole = {i for i in acknowledged if i in stored and sum(stored[i][1:]) >= halves}
+    duplicated = sum(1 for i in acknowledged if i in stored and stored[i][0] > 1)
+    return len(whole), len(acknowledged - whole), duplicated

@@ -22,9 +22,10 @@ from infersight.records import (
 from infersight.streams.decode import decode_body
 
 BASE_TIME = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-IRIS = ModelRef("models", "iris", "default")
-IRIS_CANARY = ModelRef("models", "iris", "canary")
-DIGITS = ModelRef("vision", "digits", "default")
+IRIS = ModelRef("models", "iris", "default", "predictor")
+IRIS_CANARY = ModelRef("models", "iris", "canary", "predictor")
+IRIS_TRANSFORMER = ModelRef("models", "iris", "default", "transformer")
+DIGITS = ModelRef("vision", "digits", "default", "predictor")
 
 
 def iso(moment: datetime) -> str:
@@ -45,7 +46,7 @@ def kserve_event(
             "inferenceservicename": model.inferenceservice,
             "namespace": model.namespace,
             "endpoint": model.endpoint,
-            "component": "predictor",
+            "component": model.component,
             "datacontenttype": "application/json",
             "metadata": '{"User-Agent": ["curl/8.5.0"]}',
         },

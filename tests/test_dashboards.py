@@ -32,6 +32,7 @@ COMMITTED_MONITORING = REPO / "deploy" / "kubernetes" / "base" / "monitoring"
 EXAMPLE_VALUES = {
     "namespace": "models",
     "inferenceservice": "iris",
+    "component": ".*",
     "endpoint": ".*",
     "detector": ".*",
     "__rate_interval": "1m",

@@ -6,13 +6,14 @@ import base64
 import gzip
 import json
 import math
+import struct
 from typing import Any
 
 import numpy as np
 import pytest
 
-from infersight.records import Payload
-from infersight.streams.decode import DecodeError, decode_body
+from infersight.records import Payload, RawEvent
+from infersight.streams.decode import DecodeError, decode_body, decode_event, header_length_of
 
 JSON = "application/json"
 
@@ -208,6 +209,243 @@ def test_v2_nan_and_infinity() -> None:
     assert np.isnan(array[0])
     assert array[1] == np.inf
     assert array[2] == -np.inf
+
+
+# Open Inference Protocol v2, binary data extension
+#
+# Bodies are built as KServe's and Triton's clients write them: the JSON header, then each binary
+# tensor's bytes in the order of the header (little-endian; BYTES as 4-byte length + bytes).
+
+
+def binary_bytes(*elements: bytes) -> bytes:
+    return b"".join(struct.pack("<I", len(element)) + element for element in elements)
+
+
+def binary_body(
+    key: str, tensors: list[tuple[dict[str, Any], bytes | None]], **extra: Any
+) -> tuple[bytes, int]:
+    """The body and its ``Inference-Header-Content-Length`` for tensors given as (entry, raw bytes)."""
+    entries = []
+    for entry, raw in tensors:
+        if raw is not None:
+            entry = {**entry, "parameters": {**entry.get("parameters", {}), "binary_data_size": len(raw)}}
+        entries.append(entry)
+    header = json.dumps({**extra, key: entries}).encode()
+    return header + b"".join(raw for _, raw in tensors if raw is not None), len(header)
+
+
+PIXELS = np.array([[0.5, -1.25, 3.0], [1e-3, 65504.0, -0.0]], dtype=np.float32)
+IDS = np.array([7, -2, 2**40], dtype=np.int64)
+WORDS = [b"hello", "café ☕".encode(), b""]
+
+
+def mixed_request() -> tuple[bytes, int]:
+    """A v2 request with FP32, INT64 and BYTES inputs, all in binary."""
+    return binary_body(
+        "inputs",
+        [
+            ({"name": "pixels", "shape": [2, 3], "datatype": "FP32"}, PIXELS.astype("<f4").tobytes()),
+            ({"name": "ids", "shape": [3], "datatype": "INT64"}, IDS.astype("<i8").tobytes()),
+            ({"name": "words", "shape": [3, 1], "datatype": "BYTES"}, binary_bytes(*WORDS)),
+        ],
+        id="bin-1",
+        parameters={"binary_data_output": True},
+    )
+
+
+def assert_mixed_request(payload: Payload) -> None:
+    assert payload.protocol == "oip-v2"
+    assert [tensor.name for tensor in payload.tensors] == ["pixels", "ids", "words"]
+    pixels, ids, words = (tensor.array for tensor in payload.tensors)
+    assert pixels.dtype == np.float32
+    assert pixels.shape == (2, 3)
+    np.testing.assert_array_equal(pixels, PIXELS)
+    assert ids.dtype == np.int64
+    assert ids.tolist() == IDS.tolist()
+    assert words.dtype == object
+    assert words.shape == (3, 1)
+    assert words.tolist() == [[word] for word in WORDS]
+
+
+@pytest.mark.parametrize("content_type", ["application/octet-stream", JSON, None])
+def test_v2_binary_request_without_header_length(content_type: str | None) -> None:
+    """What the KServe agent logs: the body as sent, without Inference-Header-Content-Length."""
+    body, _ = mixed_request()
+    assert_mixed_request(decode_body(body, content_type, None))
+
+
+def test_v2_binary_request_with_its_header_length() -> None:
+    body, length = mixed_request()
+    assert_mixed_request(decode_body(body, "application/octet-stream", None, length))
+
+
+def test_v2_binary_arrays_are_writable_native_copies() -> None:
+    body, _ = mixed_request()
+    ids = decode_body(body, None, None).tensor("ids").array
+    assert ids.flags.writeable
+    assert ids.dtype.isnative
+    ids[0] = 1
+
+
+# Binary whose bytes hold braces, quotes and backslashes, so that nothing may read it as JSON.
+BRACES = b'}}"{\\"}'
+
+
+def braces_request() -> tuple[bytes, int]:
+    curly = int.from_bytes(b"}" * 8, "little")
+    return binary_body(
+        "inputs",
+        [
+            ({"name": "text", "shape": [2], "datatype": "BYTES"}, binary_bytes(BRACES, b"}")),
+            ({"name": "curly", "shape": [1], "datatype": "INT64"}, struct.pack("<q", curly)),
+            ({"name": "scores", "shape": [2], "datatype": "FP32"}, struct.pack("<2f", 1.5, 2.0)),
+        ],
+        id='quote " and } inside the header',
+    )
+
+
+@pytest.mark.parametrize("offset", [None, 0, -3, -1, 1, 5, 10_000])
+def test_v2_binary_holding_braces_with_wrong_or_absent_length(offset: int | None) -> None:
+    """No length, the right one, one ending inside the JSON or inside the binary, one past the body."""
+    body, length = braces_request()
+    assert body.count(b"}") > 10
+    header_length = None if offset is None else length + offset
+    payload = decode_body(body, "application/octet-stream", None, header_length)
+    assert payload.tensor("text").array.tolist() == [BRACES, b"}"]
+    assert payload.tensor("curly").array.tolist() == [int.from_bytes(b"}" * 8, "little")]
+    assert payload.tensor("scores").array.tolist() == [1.5, 2.0]
+
+
+def test_v2_binary_after_whitespace_counted_in_the_header_length() -> None:
+    """A header length may count whitespace after the JSON; binary may itself start with whitespace bytes."""
+    spaced = binary_body("inputs", [({"name": "x", "shape": [2], "datatype": "INT8"}, bytes([32, 10]))])[0]
+    header, raw = spaced[:-2], spaced[-2:]
+    body = header + b" \n" + raw
+    for header_length in (len(header) + 2, len(header), None):
+        payload = decode_body(body, JSON, None, header_length)
+        assert payload.tensor("x").array.tolist() == [32, 10]
+    # Whitespace bytes that are all the binary data: the whole body even parses as JSON.
+    assert decode_body(spaced, JSON, None).tensor("x").array.tolist() == [32, 10]
+
+
+def test_v2_binary_and_json_tensors_together() -> None:
+    """Only tensors with binary_data_size take bytes; the others keep their JSON data."""
+    body, _ = binary_body(
+        "outputs",
+        [
+            ({"name": "label", "shape": [2], "datatype": "INT32", "data": [3, 1]}, None),
+            ({"name": "probs", "shape": [2, 2], "datatype": "FP64"}, struct.pack("<4d", 0.9, 0.1, 0.2, 0.8)),
+            ({"name": "ok", "shape": [2], "datatype": "BOOL"}, bytes([1, 0])),
+        ],
+        model_name="iris",
+    )
+    payload = decode_body(body, JSON, None)
+    assert payload.tensor("label").array.tolist() == [3, 1]
+    assert payload.tensor("probs").array.tolist() == [[0.9, 0.1], [0.2, 0.8]]
+    assert payload.tensor("ok").array.tolist() == [True, False]
+
+
+@pytest.mark.parametrize(
+    ("datatype", "raw", "expected", "dtype"),
+    [
+        ("UINT16", struct.pack("<2H", 1, 65535), [1, 65535], np.uint16),
+        ("INT32", struct.pack("<2i", -5, 2**31 - 1), [-5, 2**31 - 1], np.int32),
+        ("UINT64", struct.pack("<2Q", 0, 2**64 - 1), [0, 2**64 - 1], np.uint64),
+        ("FP16", np.array([0.5, -2.0], dtype="<f2").tobytes(), [0.5, -2.0], np.float16),
+        ("BF16", struct.pack("<2H", 0x3FC0, 0xBC00), [1.5, -0.0078125], np.float32),
+    ],
+)
+def test_v2_binary_datatypes(datatype: str, raw: bytes, expected: list[Any], dtype: type[np.generic]) -> None:
+    body, _ = binary_body("outputs", [({"name": "t", "shape": [2], "datatype": datatype}, raw)])
+    array = decode_body(body, None, None).tensor("t").array
+    assert array.dtype == dtype
+    assert array.tolist() == expected
+
+
+def test_v2_binary_gzip_body() -> None:
+    body, _ = mixed_request()
+    assert_mixed_request(decode_body(gzip.compress(body), "application/octet-stream", "gzip"))
+
+
+def test_v2_binary_header_length_from_the_event() -> None:
+    """Loggers that keep the length pass it as an attribute, or as Triton's content type parameter."""
+    body, length = braces_request()
+    for attributes, expected in (
+        ({"inferenceheadercontentlength": str(length)}, length),
+        ({"Inference-Header-Content-Length": str(length)}, length),
+        ({"inferenceheadercontentlength": str(length - 4)}, length - 4),  # wrong: ignored
+        ({"inferenceheadercontentlength": "not a number"}, None),
+        ({}, None),
+    ):
+        event = RawEvent(attributes={**attributes, "datacontenttype": "application/octet-stream"}, data=body)
+        assert header_length_of(event.attributes) == expected
+        assert decode_event(event).tensor("text").array.tolist() == [BRACES, b"}"]
+    triton = f"application/vnd.sagemaker-triton.binary+json;json-header-size={length}"
+    assert decode_body(body, triton, None).tensor("curly").array.shape == (1,)
+
+
+def test_v2_binary_truncated_is_refused() -> None:
+    body, length = mixed_request()
+    assert len(body) - length == 24 + 24 + (4 + 5) + (4 + 9) + 4  # 6 FP32, 3 INT64, 3 BYTES
+    for header_length in (None, length):
+        with pytest.raises(
+            DecodeError,
+            match=r"binary tensor data is truncated: the tensors declare 74 bytes \(binary_data_size\), "
+            r"the body has 73 after the JSON header",
+        ):
+            decode_body(body[:-1], "application/octet-stream", None, header_length)
+
+
+def test_v2_binary_with_bytes_no_tensor_declares_is_refused() -> None:
+    body, _ = mixed_request()
+    with pytest.raises(DecodeError, match="more than the 74 bytes of binary tensor data"):
+        decode_body(body + b"\x00\x01", "application/octet-stream", None)
+
+
+@pytest.mark.parametrize(
+    ("entry", "raw", "message"),
+    [
+        ({"name": "x", "shape": [2], "datatype": "FP32"}, b"\x00" * 7, "7 bytes of FP32 data is not a whole"),
+        (
+            {"name": "x", "shape": [3], "datatype": "FP32"},
+            b"\x00" * 8,
+            r"shape \[3\] needs 3 values, data has 2",
+        ),
+        ({"name": "x", "shape": [1], "datatype": "BOOL"}, b"\x02", "BOOL data must be bytes 0 or 1"),
+        (
+            {"name": "x", "shape": [1], "datatype": "BYTES"},
+            b"\x05\x00\x00\x00ab",
+            "element 0 needs 5 bytes, 2",
+        ),
+        ({"name": "x", "shape": [2], "datatype": "BYTES"}, b"\x00\x00\x00\x00\x01", "ends inside the length"),
+        (
+            {"name": "x", "shape": [1], "datatype": "INT8", "data": [1]},
+            b"\x01",
+            "both data and binary_data_size",
+        ),
+        ({"name": "x", "shape": [1], "datatype": "FLOAT"}, b"\x01", "unknown datatype 'FLOAT'"),
+    ],
+)
+def test_v2_broken_binary_tensors_are_refused(entry: dict[str, Any], raw: bytes, message: str) -> None:
+    body, _ = binary_body("inputs", [(entry, raw)])
+    with pytest.raises(DecodeError, match=message):
+        decode_body(body, "application/octet-stream", None)
+
+
+def test_v2_bad_binary_data_size_is_refused() -> None:
+    header = {
+        "inputs": [{"name": "x", "shape": [1], "datatype": "INT8", "parameters": {"binary_data_size": -1}}]
+    }
+    with pytest.raises(DecodeError, match="binary_data_size must be a non-negative integer, not -1"):
+        decode_body(json.dumps(header).encode() + b"\x01", "application/octet-stream", None)
+
+
+def test_json_followed_by_bytes_without_binary_tensors_is_as_before() -> None:
+    """Trailing bytes after JSON that declares no binary data: broken JSON, or raw when not JSON."""
+    body = b'{"instances": [[1, 2]]}\x00\x01}'
+    with pytest.raises(DecodeError, match="not valid JSON"):
+        decode_body(body, JSON, None, 23)
+    assert decode_body(body, "application/octet-stream", None, 23) == Payload("raw")
 
 
 # KServe / TF-Serving v1
@@ -525,8 +763,8 @@ def test_v2_unknown_datatype() -> None:
         decode({"inputs": [{"name": "x", "shape": [1], "datatype": "FLOAT32", "data": [1.0]}]})
 
 
-def test_v2_binary_extension_is_refused() -> None:
-    with pytest.raises(DecodeError, match="binary tensor data is not supported"):
+def test_v2_binary_header_without_its_bytes_is_truncated() -> None:
+    with pytest.raises(DecodeError, match="binary tensor data is truncated: the tensors declare 4000 bytes"):
         decode(
             {
                 "model_name": "densenet",

@@ -236,15 +236,16 @@ def test_drift_outliers_reply_store_feedback_and_metrics(
         assert sum(1 for _, data in reply.events if data["kind"] == "drift") == 4
 
         metrics = httpx.get(worker.metrics_url, timeout=10).text
+        component = 'component="predictor"'
         model = f'endpoint="default",inferenceservice="{MODEL}",namespace="{NAMESPACE}"'
         for line in (
-            f'infersight_drift_tests_total{{detector="ks",drift="true",{model}}} 2.0',
-            f'infersight_drift_tests_total{{detector="ks",drift="false",{model}}} 2.0',
-            f'infersight_drift_detected{{detector="ks",{model}}} 1.0',
-            f'infersight_outliers_total{{detector="iforest",{model}}} {float(len(flagged))}',
-            f'infersight_records_total{{endpoint="default",inferenceservice="{MODEL}",mode="paired",'
+            f'infersight_drift_tests_total{{{component},detector="ks",drift="true",{model}}} 2.0',
+            f'infersight_drift_tests_total{{{component},detector="ks",drift="false",{model}}} 2.0',
+            f'infersight_drift_detected{{{component},detector="ks",{model}}} 1.0',
+            f'infersight_outliers_total{{{component},detector="iforest",{model}}} {float(len(flagged))}',
+            f'infersight_records_total{{{component},endpoint="default",inferenceservice="{MODEL}",mode="paired",'
             f'namespace="{NAMESPACE}"}} {float(len(ids))}',
-            f"infersight_duplicates_total{{{model}}} 59.0",
+            f"infersight_duplicates_total{{{component},{model}}} 59.0",
             'infersight_store_rows_total{table="inferences"}',
             "infersight_outlier_score_bucket",
             "infersight_detector_duration_seconds_bucket",

@@ -20,6 +20,7 @@ from infersight.detectors.loading import DetectorLoadError, load_all
 from infersight.detectors.metrics import DetectorMetrics
 from infersight.detectors.runner import DetectorRunner
 from infersight.detectors.state import StateStore
+from infersight.detectors.windows import Window, decode_window, encode_window
 from infersight.records import Detection
 from tests.detectors_data import NAMESPACE, breast_cancer, records
 
@@ -214,19 +215,19 @@ def test_outliers_flagged_on_far_away_points_in_one_call_per_batch(tmp_path: Pat
     assert sum(bucket.get() for bucket in duration._buckets) == 1  # type: ignore[attr-defined]
 
 
-def test_records_that_cannot_be_scored_are_counted_and_the_rest_go_on(tmp_path: Path) -> None:
+def test_a_detector_that_raises_stops_the_batch(tmp_path: Path) -> None:
+    """Nothing is skipped: the exception reaches the worker, which commits nothing past it."""
     reference, held_out = breast_cancer()
     uri = save_reference(tmp_path, reference, ".npy")
     runner = make_runner(
         tmp_path, [{"name": "iforest", "kind": "outlier", "algorithm": "IForest", "reference": uri}]
     )
     good = records("m", held_out[:5])
-    narrow = records("m", held_out[:3, :4])  # four features, not thirty: predict fails for this group only
-    scored, _ = runner.process([*good, *narrow])
-    assert all(r.scores for r in scored[:5])
-    assert not any(r.scores for r in scored[5:])
-    errors = runner.metrics.errors.labels(NAMESPACE, "m", "default", "iforest", "predict_failed")
-    assert errors._value.get() == 1  # type: ignore[attr-defined]
+    narrow = records("m", held_out[:3, :4])  # four features, not thirty: scikit-learn refuses them
+    with pytest.raises(ValueError, match="features"):
+        runner.process([*good, *narrow])
+    scored, _ = runner.process(good)  # the same detector goes on with what it can take
+    assert all(r.scores for r in scored)
 
 
 def test_endpoints_get_their_own_windows(tmp_path: Path) -> None:
@@ -368,3 +369,61 @@ def test_a_saved_detector_loads_from_s3_and_is_fetched_once(
     assert [d.detected for d in drift_tests(again, held_out[:WINDOW])] == [False]
     with pytest.raises(DetectorLoadError, match=r"cannot fetch|no files"):
         make_runner(tmp_path, [{**entry, "uri": "s3://detectors/elsewhere"}])
+
+
+class KeptWindows(dict[tuple[Any, str], bytes]):
+    """A window keeper over a dict, as the worker's keeper is over the engine's state."""
+
+    def load(self, model: Any, detector: str) -> Window | None:
+        blob = self.get((model, detector))
+        return decode_window(blob) if blob is not None else None
+
+    def save(self, model: Any, detector: str, window: Window | None) -> None:
+        if window is None:
+            self.pop((model, detector), None)
+        else:
+            self[(model, detector)] = encode_window(window)
+
+
+def test_an_open_window_moves_to_the_next_runner_and_every_instance_is_tested_once(tmp_path: Path) -> None:
+    reference, held_out = breast_cancer()
+    uri = save_reference(tmp_path, reference, ".npy")
+    detectors = [
+        {"name": "ks", "kind": "drift", "algorithm": "KSDrift", "reference": uri, "window": {"size": 50}}
+    ]
+    kept = KeptWindows()
+    first = make_runner(tmp_path, detectors)
+    first.windows = kept
+    _, found = first.process(records("m", held_out[:30]))
+    assert found == [] and len(kept) == 1
+    # The worker goes; another takes the model on with what was kept at the last commit.
+    second = make_runner(tmp_path, detectors)
+    second.windows = kept
+    _, found = second.process(records("m", held_out[30:70]))
+    (window,) = [d for d in found if d.kind == "drift"]
+    assert window.instances == 50
+    assert len(window.request_ids) == 50 and len(set(window.request_ids)) == 50
+    # The next window holds the 20 instances after it, and nothing before.
+    (_, name), blob = next(iter(kept.items()))
+    assert name == "ks" and decode_window(blob).count == 20
+    # Undisturbed, one runner gives the same window over the same instances.
+    alone = make_runner(tmp_path, detectors)
+    _, same = alone.process(records("m", held_out[:70]))
+    assert [d.id for d in same if d.kind == "drift"] == [window.id]
+
+
+def test_a_window_survives_encoding_as_it_was() -> None:
+    window = Window(opened_at=5.0, names=("a", "b"))
+    window.add(np.arange(6, dtype=np.float32).reshape(3, 2), "r1", 10.0)
+    window.add(np.ones((1, 2), dtype=np.float32), "r2", 12.0)
+    again = decode_window(encode_window(window))
+    assert (again.opened_at, again.names, again.count, again.request_ids) == (
+        5.0,
+        ("a", "b"),
+        4,
+        ["r1", "r2"],
+    )
+    assert (again.first_time, again.last_time) == (10.0, 12.0)
+    np.testing.assert_array_equal(again.rows(), window.rows())
+    empty = decode_window(encode_window(Window(opened_at=1.0, names=())))
+    assert empty.count == 0 and empty.chunks == [] and empty.first_time == float("inf")

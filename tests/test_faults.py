@@ -22,7 +22,9 @@ from tests.detectors_data import breast_cancer, save_ks_and_iforest
 from tests.helpers import (
     Worker,
     committed_offsets,
+    count_stored,
     read_topic,
+    report_fault,
     run_ingest,
     run_worker,
     start_worker,
@@ -61,13 +63,10 @@ def committed(bootstrap: str, group: str, topic: str) -> int:
     return sum(committed_offsets(bootstrap, group, topic).values())
 
 
-def report(name: str, traffic: Traffic, stored: dict[str, tuple[int, bool, bool]]) -> None:
+def report(name: str, traffic: Traffic, stored: dict[str, tuple[int, bool, bool]], **extra: object) -> None:
     acknowledged = traffic.acknowledged()
-    print(
-        f"\n{name}: inferences sent {len(traffic.answers)}, acknowledged {len(acknowledged)}, "
-        f"stored {len(acknowledged & set(stored))} (rows per inference: max "
-        f"{max((rows for rows, _, _ in stored.values()), default=0)})"
-    )
+    whole, lost, duplicated = count_stored(acknowledged, stored)
+    report_fault(name, len(traffic.answers), len(acknowledged), whole, lost, duplicated, **extra)
 
 
 def test_a_worker_killed_mid_stream_stores_every_acknowledged_inference_exactly_once(
@@ -94,7 +93,7 @@ def test_a_worker_killed_mid_stream_stores_every_acknowledged_inference_exactly_
                 )
             acknowledged = traffic.acknowledged()
             stored = wait_stored(store, acknowledged, timeout=120, halves=2)
-            report("SIGKILL", traffic, stored)
+            report("worker SIGKILL", traffic, stored)
             assert all(stored[i] == (1, True, True) for i in acknowledged)
             # Nothing was stored that the ingest did not take.
             assert set(stored) <= set(traffic.answers)
@@ -132,8 +131,7 @@ def test_postgresql_stopped_under_a_writing_worker_holds_offsets_and_catches_up(
             )
         acknowledged = traffic.acknowledged()
         stored = wait_stored(store, acknowledged, timeout=120, halves=2)
-        report("PostgreSQL outage", traffic, stored)
-        print(f"  failed writes retried: {errors:.0f}")
+        report("PostgreSQL outage", traffic, stored, failed_writes=int(errors))
         assert all(stored[i] == (1, True, True) for i in acknowledged)
     finally:
         server.stop("immediate")
@@ -184,7 +182,7 @@ def test_a_reply_url_that_never_answers_sends_detections_to_the_dead_letter_topi
                 }
                 assert client.post("/", headers=headers, content=json.dumps(body)).status_code == 202
         # The stream does not wait for the reply URL: every inference is stored promptly.
-        wait_stored(store, set(ids), timeout=60, halves=2)
+        stored = wait_stored(store, set(ids), timeout=60, halves=2)
         stored_after = time.monotonic() - started
         wait_until(
             lambda: metric(worker, "infersight_deadletters_total") >= len(ids) // 20, 90, "dead letters"
@@ -192,9 +190,17 @@ def test_a_reply_url_that_never_answers_sends_detections_to_the_dead_letter_topi
         detections = [dict(r.headers) for r in read_topic(kafka_bootstrap, f"{topic}.detections")]  # type: ignore[attr-defined]
         dead = [dict(r.headers) for r in read_topic(kafka_bootstrap, f"{topic}.deadletter")]  # type: ignore[attr-defined]
         reasons = [headers["infersight-deadletter-reason"].decode() for headers in dead]
-        print(
-            f"\nreply URL down: inferences sent {len(ids)}, stored {len(ids)} after {stored_after:.1f}s, "
-            f"drift tests {len(detections)}, dead letters {len(dead)}"
+        whole, lost, duplicated = count_stored(set(ids), stored)
+        report_fault(
+            "reply URL down",
+            len(ids),
+            len(ids),
+            whole,
+            lost,
+            duplicated,
+            stored_after_s=round(stored_after, 1),
+            drift_tests=len(detections),
+            dead_letters=len(dead),
         )
         assert len(detections) == len(ids) // 20
         assert len(dead) == len(detections) and all(reason.startswith("reply_failed") for reason in reasons)

@@ -16,7 +16,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import free_port, read_topic, run_ingest, run_worker, wait_stored
+from tests.helpers import (
+    count_stored,
+    free_port,
+    read_topic,
+    report_fault,
+    run_ingest,
+    run_worker,
+    wait_stored,
+)
 from tests.traffic import Traffic
 
 pytestmark = pytest.mark.slow
@@ -93,9 +101,15 @@ def test_broker_outage_loses_nothing_acknowledged(tmp_path: Path) -> None:
             assert acknowledged <= in_kafka, f"{len(acknowledged - in_kafka)} acknowledged events are missing"
             # The worker rode out the outage too: everything acknowledged reaches the store.
             stored = wait_stored(f"sqlite:///{store}", acknowledged, timeout=180)
-        print(
-            f"broker outage: sent {len(traffic.answers)}, acknowledged {len(acknowledged)}, "
-            f"in Kafka {len(in_kafka)}, stored {len(stored)}"
+        whole, lost, duplicated = count_stored(acknowledged, stored, halves=1)
+        report_fault(
+            "broker outage",
+            len(traffic.answers),
+            len(acknowledged),
+            whole,
+            lost,
+            duplicated,
+            in_kafka=len(in_kafka),
         )
     finally:
         kafka_cli(env, "stop")

@@ -42,6 +42,7 @@ TEST_WINDOWS = alerts.Windows(rate="3m", quiet="20s", history="1h", hold="0s")
 SELECTION = {
     "namespace": NAMESPACE,
     "inferenceservice": MODEL,
+    "component": ".*",
     "endpoint": ".*",
     "detector": ".*",
     "__rate_interval": TEST_WINDOWS.rate,
@@ -221,7 +222,10 @@ def send_traffic(client: httpx.Client) -> None:
 
 
 def wait_for_drift(metrics_url: str, timeout: float = 120) -> None:
-    wanted = f'infersight_drift_detected{{detector="ks",endpoint="default",inferenceservice="{MODEL}",'
+    wanted = (
+        f'infersight_drift_detected{{component="predictor",detector="ks",endpoint="default",'
+        f'inferenceservice="{MODEL}",'
+    )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         text = httpx.get(metrics_url, timeout=10).text
@@ -321,7 +325,10 @@ def test_dashboards_and_alerts_on_a_real_prometheus(kafka_bootstrap: str, tmp_pa
 
         for uid, name, selector, label in variable_queries():
             values = label_values(prom, label, substitute(selector, SELECTION))
-            expected = {"namespace": NAMESPACE, "inferenceservice": MODEL, "endpoint": "canary"}.get(
-                name, "ks"
-            )
+            expected = {
+                "namespace": NAMESPACE,
+                "inferenceservice": MODEL,
+                "component": "predictor",
+                "endpoint": "canary",
+            }.get(name, "ks")
             assert expected in values, f"{uid} ${name}: {values}"

@@ -229,11 +229,12 @@ def test_store_metrics_count_rows_feedback_and_accuracy(store: SqlStore) -> None
     store.write([record("m1", v1_request([SETOSA]), v1_response([0]))])
     metrics.observe(store.write([record("m2", v1_request([SETOSA]), v1_response([1]))]), seconds=0.01)
     metrics.observe(store.write(feedback=[feedback_event("mf1", "m1", 0), feedback_event("mf2", "m2", 0)]))
-    model = {"namespace": "models", "inferenceservice": "iris", "endpoint": "default"}
+    model = {"namespace": "models", "inferenceservice": "iris", "component": "predictor", "endpoint": "default"}
 
     assert registry.get_sample_value("infersight_store_rows_total", {"table": "inferences"}) == 1
     assert registry.get_sample_value("infersight_store_rows_total", {"table": "feedback"}) == 2
-    assert registry.get_sample_value("infersight_feedback_total", {**model, "endpoint": ""}) == 2
+    # The feedback names the service alone: no component, no endpoint.
+    assert registry.get_sample_value("infersight_feedback_total", {**model, "component": "", "endpoint": ""}) == 2
     assert registry.get_sample_value("infersight_model_accuracy", model) == 0.5
     assert registry.get_sample_value("infersight_model_labelled_inferences", model) == 2
     assert registry.get_sample_value("infersight_store_write_duration_seconds_count") == 1

@@ -219,19 +219,16 @@ def test_worker_metrics(pipeline: Pipeline) -> None:
     pipeline.post(kserve_headers(event_id, "response"), KSERVE_V1_RESPONSE)
     pipeline.record(event_id)
     text = httpx.get(pipeline.worker.metrics_url, timeout=10).text
-    assert (
-        'infersight_records_total{endpoint="canary",inferenceservice="iris",mode="paired",namespace="models"}'
-        in text
-    )
-    assert (
-        'infersight_records_total{endpoint="canary",inferenceservice="iris",mode="request",namespace="models"}'
-        in text
-    )
-    assert (
-        'infersight_event_lag_seconds_count{endpoint="canary",inferenceservice="iris",namespace="models"}'
-        in text
-    )
+    model = 'component="predictor",endpoint="canary",inferenceservice="iris"'
+    assert f'infersight_records_total{{{model},mode="paired",namespace="models"}}' in text
+    assert f'infersight_records_total{{{model},mode="request",namespace="models"}}' in text
+    assert f'infersight_event_lag_seconds_count{{{model},namespace="models"}}' in text
     assert "infersight_pending_halves " in text
+    base = pipeline.worker.metrics_url.removesuffix("/metrics")
+    assert httpx.get(f"{base}/healthz", timeout=10).status_code == 200
+    ready = httpx.get(f"{base}/readyz", timeout=10)
+    assert ready.status_code == 200 and ready.json() == {"status": "ready"}
+    assert httpx.get(f"{base}/nothing", timeout=10).status_code == 404
 
 
 def test_other_event_types_are_counted_with_bounded_labels(pipeline: Pipeline) -> None:

@@ -17,7 +17,7 @@ from sklearn.datasets import load_iris
 
 from infersight.config import KafkaConfig
 from infersight.kafkaclient import ensure_topics
-from tests.helpers import Worker, read_topic, run_ingest, start_worker
+from tests.helpers import Worker, read_topic, report_fault, run_ingest, start_worker
 from tests.test_ingest import KSERVE_V1_REQUEST, KSERVE_V1_RESPONSE, kserve_headers
 
 pytestmark = pytest.mark.slow
@@ -53,6 +53,12 @@ def wait_paired(bootstrap: str, topic: str, ids: list[str], timeout: float = 120
             missing = [event_id for event_id in ids if "paired" not in found.get(event_id, [])]
             raise AssertionError(f"{len(missing)} of {len(ids)} never paired")
         time.sleep(0.5)
+
+
+def report_pairs(scenario: str, ids: list[str], found: dict[str, list[str]]) -> None:
+    paired = [event_id for event_id in ids if "paired" in found.get(event_id, [])]
+    duplicated = sum(1 for event_id in ids if len(found.get(event_id, [])) > 1)
+    report_fault(scenario, len(ids), len(ids), len(paired), len(ids) - len(paired), duplicated)
 
 
 def pending(worker: Worker) -> float:
@@ -120,6 +126,7 @@ def test_killed_worker_loses_no_pending_half(kafka_bootstrap: str, tmp_path: Pat
             for index, event_id in enumerate(ids):
                 post(ingest.url, event_id, "response", MODELS[index % len(MODELS)])
             found = wait_paired(kafka_bootstrap, records, ids)
+            report_pairs("worker SIGKILL with pending halves", ids, found)
             assert all(found[event_id].count("paired") == 1 for event_id in ids)
         finally:
             for worker in (first, second):
@@ -196,6 +203,7 @@ def test_pairs_and_detector_state_move_when_a_worker_leaves(kafka_bootstrap: str
             for index, event_id in enumerate(ids):
                 post(ingest.url, event_id, "response", MODELS[index % len(MODELS)])
             found = wait_paired(kafka_bootstrap, records, ids)
+            report_pairs("worker leaves with pending halves", ids, found)
             assert all(found[event_id] == ["paired"] for event_id in ids)
             # The remaining worker carried the detector on from the saved state: every iris instance
             # counted once, before and after the move.

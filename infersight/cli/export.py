@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from infersight.cli.context import CliError
 from infersight.cli.storeargs import (
+    Component,
     DetectionId,
     Endpoint,
     InDrift,
@@ -51,6 +52,7 @@ def export(
     namespace: Namespace = None,
     model: Model = None,
     endpoint: Endpoint = None,
+    component: Component = None,
     since: Since = None,
     until: Until = None,
     exclude_outliers: ExcludeOutliers = False,
@@ -75,6 +77,7 @@ def export(
         namespace=namespace,
         inferenceservice=model,
         endpoint=endpoint,
+        component=component,
         since=parse_time(since, "--since"),
         until=parse_time(until, "--until"),
         outlier=False if exclude_outliers else None,

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from infersight.cli.storeargs import (
+    Component,
     DetectionId,
     Endpoint,
     InDrift,
@@ -72,23 +73,23 @@ def _table(*headers: str) -> Table:
 
 
 def _payload_table(items: list[Any]) -> Table:
-    table = _table("time (UTC)", "model", "endpoint", "request id", "protocol", "n", "prediction", "label",
-                   "outlier", "adversarial")  # fmt: skip
+    table = _table("time (UTC)", "model", "component", "endpoint", "request id", "protocol", "n",
+                   "prediction", "label", "outlier", "adversarial")  # fmt: skip
     for p in items:
         table.add_row(
-            _when(p.time), f"{p.namespace}/{p.inferenceservice}", p.endpoint, _short(p.request_id),
-            p.protocol or "", str(p.instances or ""), _short(p.prediction), _short(p.label),
-            _flag(p.outlier, p.outlier_score), _flag(p.adversarial, p.adversarial_score),
+            _when(p.time), f"{p.namespace}/{p.inferenceservice}", p.component, p.endpoint,
+            _short(p.request_id), p.protocol or "", str(p.instances or ""), _short(p.prediction),
+            _short(p.label), _flag(p.outlier, p.outlier_score), _flag(p.adversarial, p.adversarial_score),
         )  # fmt: skip
     return table
 
 
 def _detection_table(items: list[Any]) -> Table:
-    table = _table("time (UTC)", "model", "endpoint", "detector", "kind", "detected", "statistic", "p-value",
-                   "window", "n", "id")  # fmt: skip
+    table = _table("time (UTC)", "model", "component", "endpoint", "detector", "kind", "detected",
+                   "statistic", "p-value", "window", "n", "id")  # fmt: skip
     for d in items:
         table.add_row(
-            _when(d.time), f"{d.namespace}/{d.inferenceservice}", d.endpoint, d.detector, d.kind,
+            _when(d.time), f"{d.namespace}/{d.inferenceservice}", d.component, d.endpoint, d.detector, d.kind,
             "[bold red]yes[/]" if d.detected else "no",
             "" if d.statistic is None else f"{d.statistic:.4g}",
             "" if d.p_value is None else f"{d.p_value:.3g}",
@@ -98,12 +99,12 @@ def _detection_table(items: list[Any]) -> Table:
 
 
 def _model_table(items: list[Any]) -> Table:
-    table = _table("model", "endpoint", "inferences", "last seen (UTC)", "outliers", "adversarial",
-                   "labelled", "accuracy", "detections", "drift")  # fmt: skip
+    table = _table("model", "component", "endpoint", "inferences", "last seen (UTC)", "outliers",
+                   "adversarial", "labelled", "accuracy", "detections", "drift")  # fmt: skip
     for m in items:
         table.add_row(
-            f"{m.namespace}/{m.inferenceservice}", m.endpoint, f"{m.inferences:,}", _when(m.last_seen),
-            f"{m.outliers:,}", f"{m.adversarial:,}", f"{m.labelled:,}",
+            f"{m.namespace}/{m.inferenceservice}", m.component, m.endpoint, f"{m.inferences:,}",
+            _when(m.last_seen), f"{m.outliers:,}", f"{m.adversarial:,}", f"{m.labelled:,}",
             "" if m.accuracy is None else f"{m.accuracy:.1%}", f"{m.detections:,}", f"{m.drift_detected:,}",
         )  # fmt: skip
     return table
@@ -115,6 +116,7 @@ def query(
     namespace: Namespace = None,
     model: Model = None,
     endpoint: Endpoint = None,
+    component: Component = None,
     since: Since = None,
     until: Until = None,
     outlier: Outlier = None,
@@ -142,12 +144,32 @@ def query(
             items: list[Any] = models
             table, next_cursor = _model_table(models), None
         elif what is What.detections:
-            where = DetectionFilter(namespace, model, endpoint, start, end, kind, detector, detected)
+            where = DetectionFilter(
+                namespace=namespace,
+                inferenceservice=model,
+                endpoint=endpoint,
+                component=component,
+                since=start,
+                until=end,
+                kind=kind,
+                detector=detector,
+                detected=detected,
+            )
             page = list_detections(engine, where, limit=limit, cursor=cursor)
             items, table, next_cursor = page.items, _detection_table(page.items), page.next_cursor
         else:
             filters = PayloadFilter(
-                namespace, model, endpoint, start, end, outlier, adversarial, labelled, in_drift, detection
+                namespace=namespace,
+                inferenceservice=model,
+                endpoint=endpoint,
+                component=component,
+                since=start,
+                until=end,
+                outlier=outlier,
+                adversarial=adversarial,
+                labelled=labelled,
+                in_drift=in_drift,
+                detection=detection,
             )
             payloads = list_payloads(engine, filters, limit=limit, cursor=cursor, detail=as_json)
             items, table, next_cursor = payloads.items, _payload_table(payloads.items), payloads.next_cursor

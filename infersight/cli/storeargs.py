@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from infersight import times
 from infersight.cli.context import CliError, settings_of
 
 if TYPE_CHECKING:
@@ -23,6 +24,10 @@ Namespace = Annotated[str | None, typer.Option("--namespace", "-n", help="Only t
 Model = Annotated[str | None, typer.Option("--model", "-m", help="Only this InferenceService.")]
 Endpoint = Annotated[
     str | None, typer.Option("--endpoint", "-e", help="Only this endpoint (default, canary).")
+]
+Component = Annotated[
+    str | None,
+    typer.Option("--component", help="Only this KServe component (predictor, transformer, explainer)."),
 ]
 Since = Annotated[
     str | None, typer.Option(help="From this time: RFC 3339 (2025-03-01T12:00Z) or an age (15m, 2h, 7d).")
@@ -50,10 +55,9 @@ def parse_time(text: str | None, option: str) -> datetime | None:
     if match := _AGE.match(text.strip()):
         return datetime.now(UTC) - timedelta(seconds=float(match[1]) * _UNITS[match[2]])
     try:
-        parsed = datetime.fromisoformat(text.strip())
+        return times.parse_time(text.strip())
     except ValueError as exc:
         raise CliError(f"{option}: expected an RFC 3339 time or an age like 15m, got {text!r}") from exc
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 
 
 def store_url(ctx: typer.Context, override: str | None) -> str:

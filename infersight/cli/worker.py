@@ -54,7 +54,7 @@ def worker(
     from infersight.detectors.runner import DetectorRunner
     from infersight.detectors.state import StateStore
     from infersight.sinks.store import SqlStore, StoreError
-    from infersight.streams.app import StreamWorker
+    from infersight.streams.app import StreamWorker, WorkerFailed
 
     settings = settings_of(ctx)
     if metrics_port is not None:
@@ -93,4 +93,7 @@ def worker(
         ", ".join(sources),
         counts[settings.kafka.topics.payloads],
     )
-    stream_worker.run()
+    try:
+        stream_worker.run()
+    except WorkerFailed as exc:
+        raise CliError(f"worker stopped: {exc}") from exc

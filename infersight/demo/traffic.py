@@ -8,12 +8,13 @@ with the request's Content-Type. The request and its response carry the SAME ``c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
 
 from infersight.demo.data import Array
+from infersight.times import format_time
 
 REQUEST = "org.kubeflow.serving.inference.request"
 RESPONSE = "org.kubeflow.serving.inference.response"
@@ -40,7 +41,7 @@ class Model:
 
 
 def _stamp(when: datetime) -> str:
-    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return format_time(when)
 
 
 def kserve_headers(model: Model, request_id: str, kind: str, endpoint: str, when: datetime) -> dict[str, str]:

@@ -9,13 +9,13 @@ predictions together.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import numpy as np
 
 from infersight.config import DetectorConfig
 from infersight.records import REQUEST, Half, InferenceRecord
+from infersight.times import to_unix
 
 
 class FeatureError(Exception):
@@ -86,7 +86,7 @@ def event_time(record: InferenceRecord) -> float:
     text = half.event.attributes.get("time")
     if text:
         try:
-            return datetime.fromisoformat(text).timestamp()
+            return to_unix(text)
         except ValueError:
             pass
     return half.received_at

@@ -69,9 +69,11 @@ def _load_saved(config: DetectorConfig, cache_dir: Path) -> Any:
 
 
 def _describe(model: ModelConfig, config: DetectorConfig) -> str:
+    component = f" component {model.component}" if model.component else ""
     endpoint = f" endpoint {model.endpoint}" if model.endpoint else ""
     source = f"uri {config.uri}" if config.uri else f"algorithm {config.algorithm} on {config.reference}"
-    return f"model {model.namespace}/{model.inferenceservice}{endpoint}, detector {config.name!r} ({source})"
+    where = f"{model.namespace}/{model.inferenceservice}{component}{endpoint}"
+    return f"model {where}, detector {config.name!r} ({source})"
 
 
 def _instantiate(config: DetectorConfig, cache_dir: Path) -> Any:

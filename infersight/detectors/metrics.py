@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from infersight.records import DRIFT, OUTLIER, Detection, ModelRef, Score
+from infersight.records import DRIFT, MODEL_LABELS, OUTLIER, Detection, ModelRef, Score
 
-MODEL_LABELS = ("namespace", "inferenceservice", "endpoint")
 DETECTOR_LABELS = (*MODEL_LABELS, "detector")
 DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 SCORE_BUCKETS = (-1, -0.5, -0.25, -0.1, 0, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 1000, 10000)
@@ -90,7 +89,7 @@ class DetectorMetrics:
 
     def start(self, model: ModelRef, detector: str, kind: str) -> None:
         """Show a detector's counters at zero from its first use, so that its first flag is an increase."""
-        labels = (model.namespace, model.inferenceservice, model.endpoint, detector)
+        labels = (*model.metric_labels, detector)
         if kind == DRIFT:
             for drift in ("true", "false"):
                 self.drift_tests.labels(*labels, drift)
@@ -98,7 +97,7 @@ class DetectorMetrics:
             (self.outliers if kind == OUTLIER else self.adversarial).labels(*labels)
 
     def scored(self, model: ModelRef, score: Score) -> None:
-        labels = (model.namespace, model.inferenceservice, model.endpoint, score.detector)
+        labels = (*model.metric_labels, score.detector)
         histogram = self.outlier_score if score.kind == OUTLIER else self.adversarial_score
         child = histogram.labels(*labels)
         for value in score.scores:
@@ -107,8 +106,7 @@ class DetectorMetrics:
             (self.outliers if score.kind == OUTLIER else self.adversarial).labels(*labels).inc()
 
     def drift(self, detection: Detection) -> None:
-        model = detection.model
-        labels = (model.namespace, model.inferenceservice, model.endpoint, detection.detector)
+        labels = (*detection.model.metric_labels, detection.detector)
         self.drift_tests.labels(*labels, str(detection.detected).lower()).inc()
         self.drift_detected.labels(*labels).set(1 if detection.detected else 0)
         if detection.p_value is not None:

@@ -28,7 +28,7 @@ from infersight.detectors.loading import LoadedDetector
 from infersight.detectors.metrics import DetectorMetrics
 from infersight.detectors.outcomes import DriftOutcome
 from infersight.detectors.state import StateStore
-from infersight.detectors.windows import Window, WindowBuffer
+from infersight.detectors.windows import Window, WindowBuffer, WindowKeeper
 from infersight.records import DRIFT, Detection, InferenceRecord, ModelRef, Score
 
 log = logging.getLogger("infersight.detectors")
@@ -41,10 +41,17 @@ ID_NAMESPACE = uuid.UUID("5b0f4c62-8d0e-4f57-9f3e-6a1b1f0c2d11")
 def detection_id(detector: str, model: ModelRef, request_ids: Sequence[str], content: str = "") -> str:
     """The same detection on the same instances always gets the same id; ``content`` tells apart
     windows cut from one large record."""
+    # A component is added only when there is one, so that the ids of detections without one stay.
+    component = (f"component={model.component}",) if model.component else ()
     key = "\x1f".join(
-        (detector, model.namespace, model.inferenceservice, model.endpoint, content, *request_ids)
+        (detector, model.namespace, model.inferenceservice, model.endpoint, *component, content, *request_ids)
     )
     return str(uuid.uuid5(ID_NAMESPACE, key))
+
+
+def _specificity(loaded: LoadedDetector) -> tuple[bool, bool]:
+    """How closely a detector's model entry names a model: by component, then by endpoint."""
+    return (loaded.model.component is not None, loaded.model.endpoint is not None)
 
 
 #: Online detectors keep every test statistic they ever computed; this many are kept.
@@ -72,8 +79,10 @@ class Slot:
 
     @property
     def state_parts(self) -> tuple[str, ...]:
+        """Where the slot's online state is saved; a component adds a level (none keeps the old place)."""
         model = self.model
-        return (model.namespace, model.inferenceservice, model.endpoint, self.loaded.config.name)
+        component = (f"component={model.component}",) if model.component else ()
+        return (model.namespace, model.inferenceservice, *component, model.endpoint, self.loaded.config.name)
 
 
 @dataclass(slots=True)
@@ -91,10 +100,14 @@ class DetectorRunner:
         metrics: DetectorMetrics,
         states: StateStore | None = None,
         clock: Callable[[], float] = time.time,
+        windows: WindowKeeper | None = None,
     ) -> None:
         self.metrics = metrics
         self.states = states
         self.clock = clock
+        self.windows = windows
+        # Slots whose open window changed since it was last kept.
+        self._unkept: set[tuple[str, ModelRef]] = set()
         self._by_model: dict[tuple[str, str], list[LoadedDetector]] = defaultdict(list)
         for loaded in detectors:
             self._by_model[(loaded.model.namespace, loaded.model.inferenceservice)].append(loaded)
@@ -105,10 +118,22 @@ class DetectorRunner:
         return not self._by_model
 
     def detectors_for(self, model: ModelRef) -> list[LoadedDetector]:
-        """The detectors configured for ``model``: entries naming its endpoint, else those naming none."""
+        """The detectors configured for ``model``: those of its most specific matching entries.
+
+        An entry matches when its component and endpoint are ``model``'s or unset; one naming
+        the component beats one naming only the endpoint, which beats one naming neither.
+        """
         candidates = self._by_model.get((model.namespace, model.inferenceservice), [])
-        exact = [loaded for loaded in candidates if loaded.model.endpoint == model.endpoint]
-        return exact or [loaded for loaded in candidates if loaded.model.endpoint is None]
+        matching = [
+            loaded
+            for loaded in candidates
+            if loaded.model.component in (None, model.component)
+            and loaded.model.endpoint in (None, model.endpoint)
+        ]
+        if not matching:
+            return []
+        best = max(_specificity(loaded) for loaded in matching)
+        return [loaded for loaded in matching if _specificity(loaded) == best]
 
     def _slot(self, loaded: LoadedDetector, model: ModelRef) -> Slot:
         config = loaded.config
@@ -118,6 +143,8 @@ class DetectorRunner:
         if slot is None:
             detector = loaded.make()
             buffer = WindowBuffer(config.window) if config.window is not None else None
+            if buffer is not None and self.windows is not None:
+                buffer.current = self.windows.load(scope, config.name)
             slot = self._slots[key] = Slot(loaded, scope, detector, buffer)
             self.metrics.start(scope, config.name, config.kind)
             online = loaded.family is Family.ONLINE_DRIFT
@@ -158,6 +185,7 @@ class DetectorRunner:
             else record
             for index, record in enumerate(records)
         ]
+        self._keep_windows()
         return scored, detections
 
     def tick(self) -> list[Detection]:
@@ -170,10 +198,26 @@ class DetectorRunner:
             window = slot.buffer.expire(now)
             if window is None:
                 continue
+            self._unkept.add((slot.loaded.config.name, slot.model))
             detection = self._close(slot, window)
             if detection is not None:
                 detections.append(detection)
+        self._keep_windows()
         return detections
+
+    def keep_all_windows(self) -> None:
+        """Keep every open window again at the next batch: the last keeping was undone."""
+        self._unkept.update(self._slots)
+
+    def _keep_windows(self) -> None:
+        if self.windows is None:
+            self._unkept.clear()
+            return
+        for key in self._unkept:
+            slot = self._slots.get(key)
+            if slot is not None and slot.buffer is not None:
+                self.windows.save(slot.model, slot.loaded.config.name, slot.buffer.current)
+        self._unkept.clear()
 
     def save_states(self) -> int:
         """Save the state of every online detector that saw instances since the last save."""
@@ -191,12 +235,11 @@ class DetectorRunner:
         """Save states and drop every slot: the models may now belong to another worker."""
         self.save_states()
         self._slots.clear()
+        self._unkept.clear()
 
     def _error(self, slot: Slot, reason: str, detail: str) -> None:
         model = slot.model
-        self.metrics.errors.labels(
-            model.namespace, model.inferenceservice, model.endpoint, slot.loaded.config.name, reason
-        ).inc()
+        self.metrics.errors.labels(*model.metric_labels, slot.loaded.config.name, reason).inc()
         log.warning("%s on %s: %s", slot.loaded.config.name, model.partition_key, detail)
 
     def _predict(self, slot: Slot, x: np.ndarray[Any, Any]) -> Any:
@@ -206,9 +249,9 @@ class DetectorRunner:
             return slot.detector.predict(x)["data"]
         finally:
             model = slot.model
-            self.metrics.duration.labels(
-                model.namespace, model.inferenceservice, model.endpoint, slot.loaded.config.name
-            ).observe(time.perf_counter() - started)
+            self.metrics.duration.labels(*model.metric_labels, slot.loaded.config.name).observe(
+                time.perf_counter() - started
+            )
 
     def _shaped(self, slot: Slot, rows: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         shape = slot.loaded.config.instance_shape
@@ -228,14 +271,11 @@ class DetectorRunner:
             widths[part.rows.shape[1]].append(position)
         for positions in widths.values():
             rows = np.concatenate([pending.parts[position].rows for position in positions])
-            try:
-                data = self._predict(slot, self._shaped(slot, rows))
-                result = outcomes.instance_scores(
-                    data, FLAG_KEYS[config.kind], _threshold(getattr(slot.detector, "threshold", None))
-                )
-            except Exception as exc:  # a detector fed rows it cannot take; the records go on unscored
-                self._error(slot, "predict_failed", f"{type(exc).__name__}: {exc}")
-                continue
+            # A detector that raises stops the batch: the worker commits nothing past it.
+            data = self._predict(slot, self._shaped(slot, rows))
+            result = outcomes.instance_scores(
+                data, FLAG_KEYS[config.kind], _threshold(getattr(slot.detector, "threshold", None))
+            )
             start = 0
             for position in positions:
                 index = pending.records[position]
@@ -289,6 +329,7 @@ class DetectorRunner:
     ) -> list[Detection]:
         """Add a record's rows to the slot's window; the detections of the windows they closed."""
         assert slot.buffer is not None
+        self._unkept.add((slot.loaded.config.name, slot.model))
         closed = slot.buffer.add(rows, names, record.request_id, event_time(record), now)
         return [detection for window in closed if (detection := self._close(slot, window)) is not None]
 
@@ -299,17 +340,11 @@ class DetectorRunner:
         now = self.clock()
         for index, part in zip(pending.records, pending.parts, strict=True):
             record = records[index]
-            rows = self._shaped(slot, part.rows)
-            try:
-                for row in rows:
-                    data = self._predict(slot, row)
-                    outcome = outcomes.online_drift(data)
-                    slot.tally.drift_seen |= outcome.detected
-                    if slot.tally.outcome is None or _worse(outcome, slot.tally.outcome):
-                        slot.tally.outcome = outcome
-            except Exception as exc:  # as in _score: the instance is skipped, the stream goes on
-                self._error(slot, "predict_failed", f"{type(exc).__name__}: {exc}")
-                continue
+            for row in self._shaped(slot, part.rows):
+                outcome = outcomes.online_drift(self._predict(slot, row))
+                slot.tally.drift_seen |= outcome.detected
+                if slot.tally.outcome is None or _worse(outcome, slot.tally.outcome):
+                    slot.tally.outcome = outcome
             slot.dirty = True
             _trim_history(slot.detector)
             # The buffer keeps request ids and times for the report; the rows were consumed above.
@@ -330,12 +365,7 @@ class DetectorRunner:
         else:
             rows = window.rows()
             content = hashlib.sha1(rows.tobytes(), usedforsecurity=False).hexdigest()
-            try:
-                data = self._predict(slot, self._shaped(slot, rows))
-                outcome = outcomes.batch_drift(data)
-            except Exception as exc:  # a window the test cannot take; the next window starts afresh
-                self._error(slot, "predict_failed", f"{type(exc).__name__}: {exc}")
-                return None
+            outcome = outcomes.batch_drift(self._predict(slot, self._shaped(slot, rows)))
         detection = Detection(
             id=detection_id(slot.loaded.config.name, slot.model, window.request_ids, content),
             detector=slot.loaded.config.name,

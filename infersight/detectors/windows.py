@@ -4,14 +4,21 @@ A size-bounded window always holds exactly ``size`` instances when tested, so th
 is run on the sample size its threshold was set for; a record whose instances straddle two
 windows counts in both. A time bound closes the window ``seconds`` after its first instance,
 however few it holds.
+
+An open window is kept by a :class:`WindowKeeper` (in the worker: the stream engine's state, in
+the same checkpoint as the offsets of the records it holds), so that a restarted worker, or the
+one a model moved to, goes on with the same window: every instance is tested in one window.
 """
 
 from __future__ import annotations
 
+import io
+import struct
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
+import orjson
 
 from infersight.config import WindowConfig
 
@@ -79,3 +86,49 @@ class WindowBuffer:
             return None
         self.current = None
         return window
+
+
+class WindowKeeper(Protocol):
+    """Where open windows survive the process: ``save(..., None)`` when a window closed."""
+
+    def load(self, model: Any, detector: str) -> Window | None: ...
+
+    def save(self, model: Any, detector: str, window: Window | None) -> None: ...
+
+
+_LENGTH = struct.Struct(">I")
+
+
+def encode_window(window: Window) -> bytes:
+    """A JSON header (times, names, request ids), then the instances as ``.npy`` bytes."""
+    header = orjson.dumps(
+        {
+            "opened_at": window.opened_at,
+            "names": window.names,
+            "count": window.count,
+            "request_ids": window.request_ids,
+            "first_time": window.first_time if np.isfinite(window.first_time) else None,
+            "last_time": window.last_time if np.isfinite(window.last_time) else None,
+        }
+    )
+    rows = io.BytesIO()
+    if window.chunks:
+        np.save(rows, window.rows(), allow_pickle=False)
+    return _LENGTH.pack(len(header)) + header + rows.getvalue()
+
+
+def decode_window(blob: bytes) -> Window:
+    (length,) = _LENGTH.unpack_from(blob)
+    header = orjson.loads(blob[_LENGTH.size : _LENGTH.size + length])
+    data = blob[_LENGTH.size + length :]
+    chunks = [np.load(io.BytesIO(data), allow_pickle=False)] if data else []
+    first, last = header["first_time"], header["last_time"]
+    return Window(
+        opened_at=header["opened_at"],
+        names=tuple(header["names"]),
+        chunks=chunks,
+        count=header["count"],
+        request_ids=list(header["request_ids"]),
+        first_time=float("inf") if first is None else first,
+        last_time=float("-inf") if last is None else last,
+    )

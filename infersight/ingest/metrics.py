@@ -7,7 +7,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 
 from infersight.ingest.errors import RejectReason
-from infersight.records import ModelRef, event_type_label
+from infersight.records import MODEL_LABELS, ModelRef, event_type_label
 
 OVERFLOW = "_other"
 
@@ -22,7 +22,7 @@ class IngestMetrics:
         self.events = Counter(
             "infersight_ingest_events_total",
             "CloudEvents acknowledged by Kafka, by event type and model.",
-            ["type", "namespace", "inferenceservice", "endpoint"],
+            ["type", *MODEL_LABELS],
             registry=registry,
         )
         self.rejected = Counter(
@@ -34,7 +34,7 @@ class IngestMetrics:
         self.sampled = Counter(
             "infersight_sampled_out_total",
             "Inference events dropped by the model's sample_rate (answered 202, not stored).",
-            ["namespace", "inferenceservice", "endpoint"],
+            MODEL_LABELS,
             registry=registry,
         )
         self.request_duration = Histogram(
@@ -55,12 +55,12 @@ class IngestMetrics:
         self._models: set[ModelRef] = set()
         self._event_counters: dict[tuple[str, ModelRef], Any] = {}
 
-    def _model_labels(self, model: ModelRef) -> tuple[str, str, str]:
+    def _model_labels(self, model: ModelRef) -> tuple[str, str, str, str]:
         if model not in self._models:
             if len(self._models) >= self._max_models:
-                return OVERFLOW, OVERFLOW, OVERFLOW
+                return OVERFLOW, OVERFLOW, OVERFLOW, OVERFLOW
             self._models.add(model)
-        return model.namespace, model.inferenceservice, model.endpoint
+        return model.metric_labels
 
     def accepted(self, event_type: str, model: ModelRef) -> None:
         counter = self._event_counters.get((event_type, model))

@@ -65,7 +65,10 @@ def _share(counter: str, window: str) -> str:
 def rules(windows: Windows = PRODUCTION) -> list[Rule]:
     """Every alert rule, in the order the rule file lists them."""
     w = windows.rate
-    model = "{{ $labels.namespace }}/{{ $labels.inferenceservice }} ({{ $labels.endpoint }})"
+    model = (
+        "{{ $labels.namespace }}/{{ $labels.inferenceservice }}"
+        "{{ if $labels.component }} {{ $labels.component }}{{ end }} ({{ $labels.endpoint }})"
+    )
     built = [
         Rule(
             alert="InfersightDriftDetected",

@@ -19,7 +19,7 @@ from infersight.monitoring.panels import (
 from infersight.monitoring.promql import BY_MODEL, DETECTOR, RANGE, quantile, rate
 
 UID = "infersight-drift"
-DETECTOR_LEGEND = "{{inferenceservice}} {{endpoint}} {{detector}}"
+DETECTOR_LEGEND = "{{inferenceservice}} {{component}} {{endpoint}} {{detector}}"
 P_VALUE_STEPS = ((None, BAD_COLOR), (DRIFT_P_VALUE, OK_COLOR))
 
 
@@ -62,9 +62,9 @@ def _state() -> Panels:
             units.OpsPerSecond,
             [
                 query(
-                    f"sum by (inferenceservice, endpoint, detector, drift) "
+                    f"sum by (inferenceservice, component, endpoint, detector, drift) "
                     f"({rate('infersight_drift_tests_total', DETECTOR)})",
-                    "{{inferenceservice}} {{endpoint}} {{detector}} drift={{drift}}",
+                    "{{inferenceservice}} {{component}} {{endpoint}} {{detector}} drift={{drift}}",
                 )
             ],
         ),

@@ -15,10 +15,10 @@ from infersight.monitoring.panels import (
     ranking_panel,
     timeseries_panel,
 )
-from infersight.monitoring.promql import BY_MODEL, DETECTOR, MODEL, RANGE, quantile, rate
+from infersight.monitoring.promql import BY_MODEL, DETECTOR, MODEL, MODEL_LEGEND, RANGE, quantile, rate
 
 UID = "infersight-outliers"
-LEGEND = "{{inferenceservice}} {{endpoint}} {{detector}}"
+LEGEND = "{{inferenceservice}} {{component}} {{endpoint}} {{detector}}"
 
 
 def share(flagged: str) -> str:
@@ -76,7 +76,7 @@ def _kind(kind: str, counter: str, histogram: str, limit: float) -> Panels:
             [
                 query(
                     f"topk(10, sum by ({BY_MODEL}) (increase({counter}{{{DETECTOR}}}[{RANGE}])))",
-                    "{{namespace}}/{{inferenceservice}} {{endpoint}}",
+                    MODEL_LEGEND,
                     instant=True,
                 )
             ],

@@ -68,8 +68,9 @@ def _traffic() -> Panels:
             units.RecordsPerSecond,
             [
                 query(
-                    f"sum by (inferenceservice, endpoint, mode) ({rate('infersight_records_total', MODEL)})",
-                    "{{inferenceservice}} {{endpoint}} {{mode}}",
+                    f"sum by (inferenceservice, component, endpoint, mode) "
+                    f"({rate('infersight_records_total', MODEL)})",
+                    "{{inferenceservice}} {{component}} {{endpoint}} {{mode}}",
                 )
             ],
         ),

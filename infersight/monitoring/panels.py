@@ -225,7 +225,7 @@ def _query_variable(name: str, label: str, expression: str) -> dashboard_builder
 def variables(
     detector_metric: str | None = None,
 ) -> list[dashboard_builders.DatasourceVariable | dashboard_builders.QueryVariable]:
-    """Data source, then namespace ▸ inferenceservice ▸ endpoint (each narrowed by the one before).
+    """Data source, then namespace ▸ inferenceservice ▸ component ▸ endpoint (each narrowed by the last).
 
     The model variables come from ``infersight_records_total``, which every model with traffic
     has; ``detector_metric`` adds a detector variable taken from that metric.

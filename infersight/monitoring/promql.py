@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 #: The dashboards' template variables, in the order Grafana shows them.
-MODEL_VARIABLES = ("namespace", "inferenceservice", "endpoint")
+MODEL_VARIABLES = ("namespace", "inferenceservice", "component", "endpoint")
 
 #: One deployed model, as the template variables select it.
-MODEL = 'namespace=~"$namespace", inferenceservice=~"$inferenceservice", endpoint=~"$endpoint"'
+MODEL = (
+    'namespace=~"$namespace", inferenceservice=~"$inferenceservice", component=~"$component", '
+    'endpoint=~"$endpoint"'
+)
 
-#: The selected InferenceServices, every endpoint: feedback names a request, not the endpoint it went to.
+#: The selected InferenceServices, every component and endpoint: feedback names a request, not where it went.
 SERVICE = 'namespace=~"$namespace", inferenceservice=~"$inferenceservice"'
 
 #: One detector of the selected models.
@@ -21,11 +24,11 @@ RATE = "$__rate_interval"
 RANGE = "$__range"
 
 #: How the model labels are grouped in per-model series.
-BY_MODEL = "namespace, inferenceservice, endpoint"
+BY_MODEL = "namespace, inferenceservice, component, endpoint"
 BY_SERVICE = "namespace, inferenceservice"
 
-#: Legend of a per-model series: ``namespace/inferenceservice endpoint``.
-MODEL_LEGEND = "{{namespace}}/{{inferenceservice}} {{endpoint}}"
+#: Legend of a per-model series: ``namespace/inferenceservice component endpoint``.
+MODEL_LEGEND = "{{namespace}}/{{inferenceservice}} {{component}} {{endpoint}}"
 
 #: The scrape jobs the deployment files give the two processes.
 INGEST_JOB = "infersight-ingest"

@@ -6,11 +6,9 @@ The handlers are plain functions: FastAPI runs them in its thread pool, off the 
 
 from __future__ import annotations
 
-import contextlib
 import hmac
-import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Security
@@ -25,6 +23,7 @@ from infersight.sinks.store.filters import DetectionFilter, PayloadFilter, Query
 from infersight.sinks.store.migrate import require_current, upgrade
 from infersight.sinks.store.query import list_detections, list_models, list_payloads
 from infersight.sinks.store.views import DetectionPage, ModelSummary, PayloadPage
+from infersight.times import parse_time
 
 
 class ApiError(BaseModel):
@@ -37,11 +36,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)", re.ASCII)
-
-
 def _rfc3339(value: object) -> object:
-    """A time parameter as RFC 3339 text, with its zone, converted to UTC.
+    """A time parameter as RFC 3339 text, seconds and zone included (``parse_time(strict=True)``), in UTC.
 
     Pydantic alone would also take a bare number as Unix seconds (``since=20250301`` would be 1970)
     and times without a zone, which the store refuses. A time with no UTC equivalent (year 1 at
@@ -49,10 +45,7 @@ def _rfc3339(value: object) -> object:
     """
     if not isinstance(value, str):
         return value
-    if _RFC3339.fullmatch(value):
-        with contextlib.suppress(ValueError, OverflowError):
-            return datetime.fromisoformat(value.upper()).astimezone(UTC)
-    raise ValueError(f"expected an RFC 3339 time with its zone, such as 2025-03-01T12:00:00Z, got {value!r}")
+    return parse_time(value, strict=True)
 
 
 # At module level: with postponed annotations FastAPI resolves these names in the module's globals.
@@ -67,6 +60,9 @@ InDetection = Annotated[str | None, Query(description="Inside this detection's w
 Detail = Annotated[bool, Query(description="Include tensors, scores and attributes.")]
 Bodies = Annotated[bool, Query(description="Include the raw bodies, base64.")]
 Kind = Annotated[str | None, Query(pattern="^(drift|outlier|adversarial)$")]
+Component = Annotated[
+    str | None, Query(description="Only this KServe component (predictor, transformer, explainer).")
+]
 #: The Authorization header, parsed; declared as a security scheme in the OpenAPI document.
 Token = Annotated[
     HTTPAuthorizationCredentials | None, Security(HTTPBearer(scheme_name="apiToken", auto_error=False))
@@ -120,6 +116,7 @@ def query_router(engine: Engine, config: ApiConfig) -> APIRouter:
         namespace: str | None = None,
         inferenceservice: str | None = None,
         endpoint: str | None = None,
+        component: Component = None,
         since: Since = None,
         until: Until = None,
         outlier: Flag = None,
@@ -136,6 +133,7 @@ def query_router(engine: Engine, config: ApiConfig) -> APIRouter:
             namespace=namespace,
             inferenceservice=inferenceservice,
             endpoint=endpoint,
+            component=component,
             since=since,
             until=until,
             outlier=outlier,
@@ -152,6 +150,7 @@ def query_router(engine: Engine, config: ApiConfig) -> APIRouter:
         namespace: str | None = None,
         inferenceservice: str | None = None,
         endpoint: str | None = None,
+        component: Component = None,
         since: Since = None,
         until: Until = None,
         kind: Kind = None,
@@ -164,6 +163,7 @@ def query_router(engine: Engine, config: ApiConfig) -> APIRouter:
             namespace=namespace,
             inferenceservice=inferenceservice,
             endpoint=endpoint,
+            component=component,
             since=since,
             until=until,
             kind=kind,

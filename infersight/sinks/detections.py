@@ -15,6 +15,7 @@ from cloudevents.core.bindings import http, kafka
 from cloudevents.core.v1.event import CloudEvent
 
 from infersight.records import Detection
+from infersight.times import format_time
 
 TYPE_PREFIX: Final = "io.infersight.detection."
 SOURCE: Final = "/infersight/worker"
@@ -26,7 +27,7 @@ def _number(value: float | None) -> float | None:
 
 
 def _iso(stamp: float) -> str | None:
-    return datetime.fromtimestamp(stamp, UTC).isoformat() if math.isfinite(stamp) else None
+    return format_time(stamp) if math.isfinite(stamp) else None
 
 
 def detection_data(detection: Detection) -> dict[str, Any]:
@@ -50,6 +51,7 @@ def detection_data(detection: Detection) -> dict[str, Any]:
         "kind": detection.kind,
         "namespace": model.namespace,
         "inferenceservice": model.inferenceservice,
+        "component": model.component,
         "endpoint": model.endpoint,
         "detected": detection.detected,
         "statistic": _number(detection.statistic),
@@ -77,6 +79,7 @@ def to_cloudevent(detection: Detection) -> CloudEvent:
             "datacontenttype": "application/json",
             "namespace": model.namespace,
             "inferenceservicename": model.inferenceservice,
+            "component": model.component,
             "endpoint": model.endpoint,
             "detector": detection.detector,
             "detected": str(detection.detected).lower(),

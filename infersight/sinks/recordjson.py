@@ -57,6 +57,7 @@ def record_to_json(record: InferenceRecord) -> bytes:
             "request_id": record.request_id,
             "namespace": record.model.namespace,
             "inferenceservice": record.model.inferenceservice,
+            "component": record.model.component,
             "endpoint": record.model.endpoint,
             "mode": record.mode,
             "request": _half(record.request),

@@ -41,10 +41,11 @@ from quixstreams.state.rocksdb import RocksDBStorePartition
 from infersight.binding import from_kafka_record, to_kafka_headers
 from infersight.config import Settings
 from infersight.detectors.runner import DetectorRunner
+from infersight.detectors.windows import Window, decode_window, encode_window
 from infersight.eventformat import InvalidEvent
 from infersight.kafkaclient import librdkafka_config
 from infersight.privacy import TrafficRules
-from infersight.records import FEEDBACK, SELDON_FEEDBACK, Half, RawEvent, event_type_label, half_of
+from infersight.records import FEEDBACK, SELDON_FEEDBACK, Half, ModelRef, RawEvent, event_type_label, half_of
 from infersight.sinks.base import Backpressure, Headers, Sink
 from infersight.sinks.deadletter import ORIGIN_HEADER, DeadLetters
 from infersight.sinks.reply import ReplySink
@@ -64,6 +65,12 @@ FEEDBACK_TYPES = frozenset({FEEDBACK, SELDON_FEEDBACK})
 TICK_SECONDS = 0.2
 #: Between a state key's prefix (the Kafka key) and the key itself, as the engine stores them.
 PREFIX_SEPARATOR = b"|"
+#: Appended to a model's key for the state of its open drift windows (no Kafka key holds a NUL).
+WINDOWS_PREFIX = b"\x00windows"
+
+
+class WorkerFailed(Exception):
+    """The worker stopped on an exception; what it had not committed is read again at restart."""
 
 
 class HandOffSink(BaseSink):
@@ -81,12 +88,45 @@ class HandOffSink(BaseSink):
         try:
             self.hand_off.flush()
         except Backpressure as exc:
-            self.pairer.rollback()
+            self.on_paused()
             raise SinkBackpressureError(retry_after=exc.retry_after) from exc
         self.pairer.commit(time.time())
 
     def on_paused(self) -> None:
+        """The checkpoint is dropped, state included: undo what memory kept of it."""
         self.pairer.rollback()
+        if self.hand_off.runner is not None:
+            self.hand_off.runner.keep_all_windows()
+
+
+class EngineWindows:
+    """Open drift windows in the engine's state, beside the pending halves of their model.
+
+    They are written in the checkpoint that holds the records they were filled with, so a
+    worker that takes the model on (after a restart or a rebalance) finds each window as it was
+    at the last commit, and the records after it are read again into it.
+    """
+
+    def __init__(self, worker: StreamWorker) -> None:
+        self.worker = worker
+
+    def load(self, model: ModelRef, detector: str) -> Window | None:
+        state = self.worker.window_state(model)
+        blob = state.get_bytes(_window_key(model, detector)) if state is not None else None
+        return decode_window(blob) if blob is not None else None
+
+    def save(self, model: ModelRef, detector: str, window: Window | None) -> None:
+        state = self.worker.window_state(model)
+        if state is None:
+            return  # the model's partition went elsewhere: its new worker has the window
+        if window is None:
+            state.delete(_window_key(model, detector))
+        else:
+            state.set_bytes(_window_key(model, detector), encode_window(window))
+
+
+def _window_key(model: ModelRef, detector: str) -> str:
+    return f"{detector}|{getattr(model, 'component', '')}|{model.endpoint}"
 
 
 class StreamWorker:
@@ -128,6 +168,10 @@ class StreamWorker:
         self.deadletters = DeadLetters(kafka.topics.deadletter, self.publish, self.registry)
         self.rules = TrafficRules(settings.models, settings.ingest.max_body_bytes)
         self.runner = runner if runner is not None and not runner.empty else None
+        if self.runner is not None:
+            self.runner.windows = EngineWindows(self)
+        # The partition each model's records come from, to find its state outside a record.
+        self._partition_of: dict[bytes, int] = {}
         self.pairer = Pairer(
             decode_event,
             config.pairing_timeout_seconds,
@@ -198,6 +242,11 @@ class StreamWorker:
             self.reply.start()
         try:
             self.app.run()
+        except Exception as exc:
+            # Nothing past the failing checkpoint was committed; a supervisor restarts the worker,
+            # which reads the same records again.
+            log.error("the worker stops, committing nothing past this point: %s: %s", type(exc).__name__, exc)
+            raise WorkerFailed(f"{type(exc).__name__}: {exc}") from exc
         finally:
             self._running = False
             if self.runner is not None:
@@ -256,6 +305,7 @@ class StreamWorker:
             return
         half = Half(event=event, payload=payload, received_at=time.time())
         partition = message_context().partition
+        self._partition_of[model_key] = partition
         for record in self.pairer.offer(state, partition, model_key, half):
             self.hand_off.add_record(record)
 
@@ -295,6 +345,17 @@ class StreamWorker:
         if self.hand_off.pending and checkpoint.empty():
             self._flush_idle()
 
+    def window_state(self, model: ModelRef) -> State[str, bytes] | None:
+        """The state that keeps ``model``'s open windows, while its partition is this worker's."""
+        prefix = model.partition_key.encode()
+        partition = self._partition_of.get(prefix)
+        store = self.app._state_manager.get_store(self.dataframe.stream_id)
+        if partition is None or partition not in store.partitions:
+            return None
+        checkpoint = self.app._processing_context.checkpoint
+        transaction = checkpoint.get_store_transaction(self.dataframe.stream_id, partition)
+        return transaction.as_state(prefix=prefix + WINDOWS_PREFIX)
+
     def _flush_idle(self) -> None:
         """Detections of windows closed by time while no record came: no offsets wait on them."""
         try:
@@ -321,7 +382,8 @@ class StreamWorker:
                 rocksdb = cast(RocksDBStorePartition, store_partition)
                 for stored_key, blob in rocksdb.iter_items(lower_bound=b""):
                     prefix = stored_key.split(PREFIX_SEPARATOR, 1)[0]
-                    self.pairer.restore(partition, prefix, blob)
+                    if not prefix.endswith(WINDOWS_PREFIX):
+                        self.pairer.restore(partition, prefix, blob)
         self._partitions = partitions
 
 

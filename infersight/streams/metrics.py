@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from infersight.records import InferenceRecord, RawEvent
+from infersight.records import MODEL_LABELS, InferenceRecord, RawEvent
+from infersight.times import to_unix
 
-MODEL_LABELS = ("namespace", "inferenceservice", "endpoint")
 LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 
 
@@ -63,25 +62,20 @@ class StreamMetrics:
         if not text:
             return
         try:
-            stamp = datetime.fromisoformat(text).timestamp()
+            stamp = to_unix(text)
         except ValueError:
             return
-        model = event.model
-        self.lag.labels(model.namespace, model.inferenceservice, model.endpoint).observe(
-            max(0.0, time.time() - stamp)
-        )
+        self.lag.labels(*event.model.metric_labels).observe(max(0.0, time.time() - stamp))
 
     def duplicate(self, event: RawEvent) -> None:
-        model = event.model
-        self.duplicates.labels(model.namespace, model.inferenceservice, model.endpoint).inc()
+        self.duplicates.labels(*event.model.metric_labels).inc()
 
     def sampled_out(self, event: RawEvent) -> None:
-        model = event.model
-        self.sampled.labels(model.namespace, model.inferenceservice, model.endpoint).inc()
+        self.sampled.labels(*event.model.metric_labels).inc()
 
     def record(self, record: InferenceRecord) -> None:
-        model = record.model
-        self.records.labels(model.namespace, model.inferenceservice, model.endpoint, record.mode).inc()
+        labels = record.model.metric_labels
+        self.records.labels(*labels, record.mode).inc()
         for half in (record.request, record.response):
             if half is not None and half.payload.protocol == "raw":
-                self.raw_payloads.labels(model.namespace, model.inferenceservice, model.endpoint).inc()
+                self.raw_payloads.labels(*labels).inc()

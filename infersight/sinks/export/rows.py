@@ -15,9 +15,9 @@ from infersight.sinks.store.labels import label_values
 
 #: Columns read per inference.
 SELECTED = (
-    "id", "request_id", "namespace", "inferenceservice", "endpoint", "time", "instances", "inputs",
-    "input_schema", "outputs", "output_schema", "prediction", "label", "label_time", "scores", "outlier",
-    "outlier_score", "adversarial", "adversarial_score",
+    "id", "request_id", "namespace", "inferenceservice", "component", "endpoint", "time", "instances",
+    "inputs", "input_schema", "outputs", "output_schema", "prediction", "label", "label_time", "scores",
+    "outlier", "outlier_score", "adversarial", "adversarial_score",
 )  # fmt: skip
 
 
@@ -83,6 +83,7 @@ def instance_rows(inference: Any, layout: Layout) -> list[dict[str, Any]]:
             "instance": i,
             "namespace": inference["namespace"],
             "inferenceservice": inference["inferenceservice"],
+            "component": inference["component"],
             "endpoint": inference["endpoint"],
             "time": inference["time"],
             **inputs[i],

@@ -31,6 +31,7 @@ LEADING = (
     ("instance", INT),
     ("namespace", STRING),
     ("inferenceservice", STRING),
+    ("component", STRING),
     ("endpoint", STRING),
     ("time", TIMESTAMP),
 )

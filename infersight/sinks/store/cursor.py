@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
 from sqlalchemy import and_, or_
 
 from infersight.sinks.store.filters import QueryError
+from infersight.times import format_time, parse_time
 
 
 def encode(time: datetime, row_id: int | str) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps([time.isoformat(), row_id])).decode().rstrip("=")
+    return base64.urlsafe_b64encode(orjson.dumps([format_time(time), row_id])).decode().rstrip("=")
 
 
 _INVALID = "invalid cursor: pass back the next_cursor of the previous page"
@@ -29,10 +30,7 @@ def decode(cursor: str) -> tuple[datetime, Any]:
     """
     try:
         time_text, row_id = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        time = datetime.fromisoformat(time_text)
-        if time.tzinfo is None:
-            raise ValueError("a cursor's time names its zone")
-        return time.astimezone(UTC), row_id
+        return parse_time(time_text, strict=True), row_id  # strict: a cursor's time names its zone
     except (ValueError, TypeError, OverflowError, binascii.Error, orjson.JSONDecodeError) as exc:
         raise QueryError(_INVALID) from exc
 

@@ -14,13 +14,14 @@ from __future__ import annotations
 import gzip
 import zlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import orjson
 
 from infersight.records import FEEDBACK, SELDON_FEEDBACK, ModelRef, RawEvent
+from infersight.times import parse_time
 
 FEEDBACK_TYPES = frozenset({FEEDBACK, SELDON_FEEDBACK})
 
@@ -45,10 +46,9 @@ def event_time(attributes: dict[str, str], fallback: datetime) -> datetime:
     if not text:
         return fallback
     try:
-        parsed = datetime.fromisoformat(text)
+        return parse_time(text)
     except ValueError:
         return fallback
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _body(event: RawEvent) -> Any:

@@ -40,6 +40,8 @@ class PayloadFilter:
     namespace: str | None = None
     inferenceservice: str | None = None
     endpoint: str | None = None
+    #: The KServe component (``predictor``, ``transformer``, ``explainer``; "" for none named).
+    component: str | None = None
     since: datetime | None = None
     until: datetime | None = None
     outlier: bool | None = None
@@ -59,6 +61,8 @@ class DetectionFilter:
     namespace: str | None = None
     inferenceservice: str | None = None
     endpoint: str | None = None
+    #: The KServe component (``predictor``, ``transformer``, ``explainer``; "" for none named).
+    component: str | None = None
     since: datetime | None = None
     until: datetime | None = None
     kind: str | None = None
@@ -69,15 +73,17 @@ class DetectionFilter:
         _refuse_nul(self)
 
 
-def _model(table: Table, namespace: str | None, name: str | None, endpoint: str | None) -> list[Any]:
+def _model(table: Table, where: PayloadFilter | DetectionFilter) -> list[Any]:
     c = table.c
     conditions = []
-    if namespace is not None:
-        conditions.append(c.namespace == namespace)
-    if name is not None:
-        conditions.append(c.inferenceservice == name)
-    if endpoint is not None:
-        conditions.append(c.endpoint == endpoint)
+    if where.namespace is not None:
+        conditions.append(c.namespace == where.namespace)
+    if where.inferenceservice is not None:
+        conditions.append(c.inferenceservice == where.inferenceservice)
+    if where.component is not None:
+        conditions.append(c.component == where.component)
+    if where.endpoint is not None:
+        conditions.append(c.endpoint == where.endpoint)
     return conditions
 
 
@@ -95,6 +101,7 @@ def _in_drift_window() -> ColumnElement[bool]:
             d.detected.is_(True),
             d.namespace == i.namespace,
             d.inferenceservice == i.inferenceservice,
+            or_(d.component == i.component, d.component == ""),
             or_(d.endpoint == i.endpoint, d.endpoint == ""),
             i.time >= d.window_start,
             i.time <= d.window_end,
@@ -104,11 +111,14 @@ def _in_drift_window() -> ColumnElement[bool]:
 
 def _detection_window(connection: Connection, detection_id: str) -> list[Any]:
     d, i = DETECTIONS.c, INFERENCES.c
-    columns = (d.namespace, d.inferenceservice, d.endpoint, d.window_start, d.window_end, d.request_ids)
+    model = (d.namespace, d.inferenceservice, d.component, d.endpoint)
+    columns = (*model, d.window_start, d.window_end, d.request_ids)
     row = connection.execute(select(*columns).where(d.id == detection_id)).first()
     if row is None:
         raise QueryError(f"no detection with id {detection_id!r}")
     conditions = [i.namespace == row.namespace, i.inferenceservice == row.inferenceservice]
+    if row.component:
+        conditions.append(i.component == row.component)
     if row.endpoint:
         conditions.append(i.endpoint == row.endpoint)
     ids: Sequence[str] = row.request_ids or []
@@ -122,7 +132,7 @@ def _detection_window(connection: Connection, detection_id: str) -> list[Any]:
 def payload_conditions(connection: Connection, where: PayloadFilter) -> list[Any]:
     """The WHERE conditions on ``inferences`` for ``where``; looks a named detection up first."""
     c = INFERENCES.c
-    conditions = _model(INFERENCES, where.namespace, where.inferenceservice, where.endpoint)
+    conditions = _model(INFERENCES, where)
     if where.since is not None:
         conditions.append(c.time >= where.since)
     if where.until is not None:
@@ -140,7 +150,7 @@ def payload_conditions(connection: Connection, where: PayloadFilter) -> list[Any
 
 def detection_conditions(where: DetectionFilter) -> list[Any]:
     c = DETECTIONS.c
-    conditions = _model(DETECTIONS, where.namespace, where.inferenceservice, where.endpoint)
+    conditions = _model(DETECTIONS, where)
     if where.since is not None:
         conditions.append(c.window_end >= where.since)
     if where.until is not None:

@@ -6,10 +6,8 @@ from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from infersight.records import ModelRef
+from infersight.records import MODEL_LABELS, ModelRef
 from infersight.sinks.store.writer import Accuracy, WriteCounts
-
-MODEL_LABELS = ("namespace", "inferenceservice", "endpoint")
 
 
 class StoreMetrics:
@@ -60,7 +58,7 @@ class StoreMetrics:
 
     def set_accuracy(self, accuracy: Mapping[ModelRef, Accuracy]) -> None:
         for model, counts in accuracy.items():
-            labels = (model.namespace, model.inferenceservice, model.endpoint)
+            labels = model.metric_labels
             self.labelled.labels(*labels).set(counts.labelled)
             if counts.labelled:
                 self.accuracy.labels(*labels).set(counts.ratio)
@@ -71,7 +69,7 @@ class StoreMetrics:
         self.rows.labels(table="detections").inc(counts.detections)
         self.rows.labels(table="feedback").inc(counts.feedback)
         for model, count in counts.feedback_by_model.items():
-            self.feedback.labels(model.namespace, model.inferenceservice, model.endpoint).inc(count)
+            self.feedback.labels(*model.metric_labels).inc(count)
         self.feedback_invalid.inc(counts.feedback_invalid)
         self.labels.inc(counts.labelled)
         self.set_accuracy(counts.accuracy)

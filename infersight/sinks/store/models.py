@@ -41,7 +41,15 @@ class Inference(Base):
 
     __tablename__ = "inferences"
     __table_args__ = (
-        UniqueConstraint("request_id", "namespace", "inferenceservice"),
+        # Named outright: the convention's name would pass PostgreSQL's 63 characters.
+        UniqueConstraint(
+            "request_id",
+            "namespace",
+            "inferenceservice",
+            "component",
+            "occurrence",
+            name="uq_inferences_identity",
+        ),
         Index(None, "namespace", "inferenceservice", "endpoint", "time", "id"),
         Index(None, "time", "id"),
     )
@@ -51,6 +59,11 @@ class Inference(Base):
     namespace: Mapped[str] = mapped_column(String(253))
     inferenceservice: Mapped[str] = mapped_column(String(253))
     endpoint: Mapped[str] = mapped_column(String(253))
+    #: The KServe component (predictor, transformer, explainer); empty when the logger did not say.
+    component: Mapped[str] = mapped_column(String(253), server_default="")
+    #: What tells inferences under one reused request id apart: the request's CloudEvent ``time``
+    #: (the response's when it was stored first); empty when the events have none.
+    occurrence: Mapped[str] = mapped_column(String(64), server_default="")
     #: When the inference happened: the request's event time, else the response's, else when received.
     time: Mapped[datetime] = mapped_column(UtcDateTime())
     protocol: Mapped[str | None] = mapped_column(String(16))
@@ -115,6 +128,7 @@ class DetectionRow(Base):
     namespace: Mapped[str] = mapped_column(String(253))
     inferenceservice: Mapped[str] = mapped_column(String(253))
     endpoint: Mapped[str] = mapped_column(String(253))
+    component: Mapped[str] = mapped_column(String(253), server_default="")
     detected: Mapped[bool] = mapped_column(Boolean)
     statistic: Mapped[float | None] = mapped_column(Double)
     p_value: Mapped[float | None] = mapped_column(Double)
@@ -141,10 +155,12 @@ class FeedbackRow(Base):
     event_id: Mapped[str] = mapped_column(String(256))
     type: Mapped[str] = mapped_column(String(256))
     request_id: Mapped[str] = mapped_column(String(256))
-    #: Empty when the event does not name the model: it then applies to the request id alone.
+    #: Empty when the event does not name the model: it then applies to the request id alone;
+    #: an empty component applies to every component's inference of the request id.
     namespace: Mapped[str] = mapped_column(String(253))
     inferenceservice: Mapped[str] = mapped_column(String(253))
     endpoint: Mapped[str] = mapped_column(String(253))
+    component: Mapped[str] = mapped_column(String(253), server_default="")
     label: Mapped[Any] = mapped_column(json_type())
     label_kind: Mapped[str] = mapped_column(String(8))
     reward: Mapped[float | None] = mapped_column(Double)
@@ -161,6 +177,7 @@ class ModelAccuracy(Base):
 
     namespace: Mapped[str] = mapped_column(String(253), primary_key=True)
     inferenceservice: Mapped[str] = mapped_column(String(253), primary_key=True)
+    component: Mapped[str] = mapped_column(String(253), primary_key=True, server_default="")
     endpoint: Mapped[str] = mapped_column(String(253), primary_key=True)
     labelled: Mapped[int] = mapped_column(BigInteger)
     correct: Mapped[int] = mapped_column(BigInteger)

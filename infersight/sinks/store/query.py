@@ -22,12 +22,12 @@ from infersight.sinks.store.models import ModelAccuracy
 from infersight.sinks.store.views import Detection, DetectionPage, ModelSummary, Payload, PayloadPage
 
 ACCURACY = cast(Table, ModelAccuracy.__table__)
-ModelKey = tuple[str, str, str]
+ModelKey = tuple[str, str, str, str]
 
 _SUMMARY = (
-    "id", "request_id", "namespace", "inferenceservice", "endpoint", "time", "protocol", "instances",
-    "outlier", "outlier_score", "adversarial", "adversarial_score", "prediction", "label", "label_time",
-    "correct", "request_time", "response_time",
+    "id", "request_id", "namespace", "inferenceservice", "component", "endpoint", "occurrence", "time",
+    "protocol", "instances", "outlier", "outlier_score", "adversarial", "adversarial_score", "prediction",
+    "label", "label_time", "correct", "request_time", "response_time",
 )  # fmt: skip
 _DETAIL = ("inputs", "outputs", "scores", "metadata", "request_attributes", "response_attributes")
 
@@ -41,6 +41,7 @@ def _inference_counts() -> Select[Any]:
     return select(
         i.namespace,
         i.inferenceservice,
+        i.component,
         i.endpoint,
         func.count().label("inferences"),
         func.min(i.time).label("first_seen"),
@@ -48,7 +49,7 @@ def _inference_counts() -> Select[Any]:
         _count(i.outlier.is_(True)).label("outliers"),
         _count(i.adversarial.is_(True)).label("adversarial"),
         _count(i.label.is_not(None)).label("labelled"),
-    ).group_by(i.namespace, i.inferenceservice, i.endpoint)
+    ).group_by(i.namespace, i.inferenceservice, i.component, i.endpoint)
 
 
 def _detection_counts() -> Select[Any]:
@@ -56,16 +57,17 @@ def _detection_counts() -> Select[Any]:
     return select(
         d.namespace,
         d.inferenceservice,
+        d.component,
         d.endpoint,
         func.count().label("detections"),
         _count((d.kind == DRIFT) & d.detected.is_(True)).label("drift_detected"),
         func.min(d.time).label("first_seen"),
         func.max(d.time).label("last_seen"),
-    ).group_by(d.namespace, d.inferenceservice, d.endpoint)
+    ).group_by(d.namespace, d.inferenceservice, d.component, d.endpoint)
 
 
 def _key(row: Any) -> ModelKey:
-    return (row["namespace"], row["inferenceservice"], row["endpoint"])
+    return (row["namespace"], row["inferenceservice"], row["component"], row["endpoint"])
 
 
 def list_models(engine: Engine) -> list[ModelSummary]:
@@ -81,7 +83,7 @@ def list_models(engine: Engine) -> list[ModelSummary]:
             entry.update(detections=row["detections"], drift_detected=row["drift_detected"])
             entry["first_seen"] = min(entry["first_seen"], row["first_seen"])
             entry["last_seen"] = max(entry["last_seen"], row["last_seen"])
-        accuracy = select(a.namespace, a.inferenceservice, a.endpoint, a.labelled, a.correct)
+        accuracy = select(a.namespace, a.inferenceservice, a.component, a.endpoint, a.labelled, a.correct)
         for row in connection.execute(accuracy).mappings():
             if _key(row) in found and row["labelled"]:
                 found[_key(row)]["accuracy"] = row["correct"] / row["labelled"]

@@ -42,12 +42,36 @@ def finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def model_key(request_id: str, namespace: str, inferenceservice: str) -> tuple[str, str, str]:
-    return (request_id, namespace, inferenceservice)
+#: What the rows of one request id of one model share: request id, namespace, service, component.
+ModelKey = tuple[str, str, str, str]
+#: The identity of an inference row: its model key and its occurrence.
+RowKey = tuple[str, str, str, str, str]
+#: The ``occurrence`` column's width; a longer ``time`` attribute is cut, the same way every time.
+OCCURRENCE_LENGTH = 64
 
 
-def record_key(record: InferenceRecord) -> tuple[str, str, str]:
-    return model_key(record.request_id, record.model.namespace, record.model.inferenceservice)
+def model_key(request_id: str, namespace: str, inferenceservice: str, component: str) -> ModelKey:
+    return (request_id, namespace, inferenceservice, component)
+
+
+def record_model_key(record: InferenceRecord) -> ModelKey:
+    model = record.model
+    return model_key(record.request_id, model.namespace, model.inferenceservice, model.component)
+
+
+def occurrence_of(record: InferenceRecord) -> str:
+    """The record's occurrence as the store keeps it."""
+    return record.occurrence[:OCCURRENCE_LENGTH]
+
+
+def record_key(record: InferenceRecord, occurrence: str | None = None) -> RowKey:
+    """The row ``record`` goes to: its own occurrence, or the one of the stored row it completes."""
+    return (*record_model_key(record), occurrence_of(record) if occurrence is None else occurrence)
+
+
+def half_time(half: Half) -> datetime:
+    """A half's time as its ``request_time`` or ``response_time`` column holds it."""
+    return event_time(half.event.attributes, utc(half.received_at))
 
 
 def scores_json(scores: Iterable[Score]) -> dict[str, Any]:
@@ -106,8 +130,13 @@ def _half(half: Half | None, side: str) -> dict[str, Any]:
     return dict(zip(names, values, strict=True))
 
 
-def inference_row(record: InferenceRecord, scores: dict[str, Any] | None, now: datetime) -> dict[str, Any]:
-    """Every column of ``inferences`` for one record; ``scores`` already merged with what is stored."""
+def inference_row(
+    record: InferenceRecord, scores: dict[str, Any] | None, now: datetime, occurrence: str | None = None
+) -> dict[str, Any]:
+    """Every column of ``inferences`` for one record; ``scores`` already merged with what is stored.
+
+    ``occurrence`` is that of the stored row the record completes, when not its own.
+    """
     request, response = _half(record.request, "request"), _half(record.response, "response")
     first = request if record.request is not None else response
     prediction = prediction_values(response["outputs"]) if record.response is not None else None
@@ -122,6 +151,8 @@ def inference_row(record: InferenceRecord, scores: dict[str, Any] | None, now: d
         "namespace": record.model.namespace,
         "inferenceservice": record.model.inferenceservice,
         "endpoint": record.model.endpoint,
+        "component": record.model.component,
+        "occurrence": occurrence_of(record) if occurrence is None else occurrence,
         "time": request["request_time"] or response["response_time"],
         "protocol": first.get("request_protocol") or first.get("response_protocol"),
         "instances": tensors.instance_count(first.get("inputs") or first.get("outputs") or []),
@@ -149,6 +180,7 @@ def detection_row(detection: Detection, now: datetime) -> dict[str, Any]:
         "namespace": detection.model.namespace,
         "inferenceservice": detection.model.inferenceservice,
         "endpoint": detection.model.endpoint,
+        "component": detection.model.component,
         "detected": detection.detected,
         "statistic": finite(detection.statistic),
         "p_value": finite(detection.p_value),
@@ -176,6 +208,7 @@ def feedback_row(feedback: Feedback, now: datetime) -> dict[str, Any]:
         "namespace": feedback.model.namespace,
         "inferenceservice": feedback.model.inferenceservice,
         "endpoint": feedback.model.endpoint,
+        "component": feedback.model.component,
         "label": feedback.label,
         "label_kind": kind_of(values) if values else tensors.STRING,
         "reward": finite(feedback.reward),

@@ -11,6 +11,8 @@ from pydantic import BaseModel
 class ModelSummary(BaseModel):
     namespace: str
     inferenceservice: str
+    #: The KServe component (predictor, transformer, explainer); empty when the logger did not say.
+    component: str
     endpoint: str
     inferences: int
     first_seen: datetime
@@ -29,7 +31,11 @@ class Payload(BaseModel):
     request_id: str
     namespace: str
     inferenceservice: str
+    #: The KServe component (predictor, transformer, explainer); empty when the logger did not say.
+    component: str
     endpoint: str
+    #: What tells this inference from others under the same request id: the request's CloudEvent time.
+    occurrence: str
     time: datetime
     protocol: str | None
     instances: int | None
@@ -62,6 +68,8 @@ class Detection(BaseModel):
     algorithm: str
     namespace: str
     inferenceservice: str
+    #: The KServe component (predictor, transformer, explainer); empty when the logger did not say.
+    component: str
     endpoint: str
     detected: bool
     statistic: float | None

@@ -1,9 +1,12 @@
 """Writing a worker's batch: inferences, detections and feedback in one transaction, idempotently.
 
-Rows are keyed by the event identity (request id and model; detection id; CloudEvent source and
-id), so that writing a redelivered batch again changes nothing. A half stored alone is completed
-when its other half comes; feedback is kept whether or not its inference is there yet, and sets
-the label as soon as both are.
+Rows are keyed by the event identity (request id, model with its component, and the inference's
+occurrence; detection id; CloudEvent source and id), so that writing a redelivered batch again
+changes nothing, while a client that reuses a request id for its next inference gets a row for
+each. A half stored alone is completed when its other half comes (the response by the latest
+request at or before it that waits for one, the request by the earliest response at or after
+it); feedback is kept whether or not its inference is there yet, and sets the label as soon as
+both are.
 """
 
 from __future__ import annotations
@@ -27,10 +30,14 @@ from infersight.sinks.store.models import DetectionRow, FeedbackRow, Inference, 
 from infersight.sinks.store.rows import (
     REQUEST_COLUMNS,
     RESPONSE_COLUMNS,
+    ModelKey,
+    RowKey,
     detection_row,
     feedback_row,
+    half_time,
     inference_row,
-    record_key,
+    occurrence_of,
+    record_model_key,
     scores_json,
 )
 from infersight.sinks.store.tensors import STRING
@@ -48,7 +55,8 @@ ACCURACY = cast(Table, ModelAccuracy.__table__)
 CHUNK = 1000
 
 T = TypeVar("T")
-Key = tuple[str, str, str]
+#: The identity of an inference row: its unique constraint, the upsert's conflict target.
+IDENTITY = ("request_id", "namespace", "inferenceservice", "component", "occurrence")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +89,87 @@ def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-def merge_records(records: Sequence[InferenceRecord]) -> list[InferenceRecord]:
-    """One record per key: halves of the same inference in one batch become one row, not two writes."""
-    merged: dict[Key, InferenceRecord] = {}
+@dataclass(slots=True)
+class StoredRow:
+    """One inference row of a model key, stored or about to be: its occurrence and its halves' times.
+
+    A time is None while that half is missing; ``scores`` is what the stored row holds.
+    """
+
+    occurrence: str
+    request_time: datetime | None
+    response_time: datetime | None
+    scores: dict[str, Any] | None = None
+
+
+def _times(record: InferenceRecord) -> tuple[datetime | None, datetime | None]:
+    return (
+        half_time(record.request) if record.request is not None else None,
+        half_time(record.response) if record.response is not None else None,
+    )
+
+
+def _row_for(record: InferenceRecord, rows: Sequence[StoredRow]) -> StoredRow | None:
+    """The row of ``record``'s model key that it belongs to; None when it is an inference of its own.
+
+    A row holding one of its halves (a redelivery, paired this time or not), else the row of its
+    occurrence, else, for a half alone, a row that waits for that half: a response completes the
+    latest request at or before it, a request the earliest response at or after it.
+    """
+    request_time, response_time = _times(record)
+    for row in rows:
+        if (request_time is not None and row.request_time == request_time) or (
+            response_time is not None and row.response_time == response_time
+        ):
+            return row
+    occurrence = occurrence_of(record)
+    for row in rows:
+        if row.occurrence == occurrence:
+            return row
+    if request_time is None and response_time is not None:
+        requests = [
+            (row.request_time, index)
+            for index, row in enumerate(rows)
+            if row.response_time is None and row.request_time is not None
+        ]
+        before = [found for found in requests if found[0] <= response_time]
+        return rows[max(before)[1]] if before else None
+    if response_time is None and request_time is not None:
+        responses = [
+            (row.response_time, index)
+            for index, row in enumerate(rows)
+            if row.request_time is None and row.response_time is not None
+        ]
+        after = [found for found in responses if found[0] >= request_time]
+        return rows[min(after)[1]] if after else None
+    return None
+
+
+def merge_records(
+    records: Sequence[InferenceRecord], stored: dict[ModelKey, list[StoredRow]] | None = None
+) -> dict[RowKey, InferenceRecord]:
+    """One record per row: halves of the same inference in one batch become one row, not two writes.
+
+    ``stored`` holds the rows already in the store for these request ids (by model key); it is
+    updated with the rows this batch adds or completes. Each record comes back under the key of
+    the row it goes to: its own occurrence, or that of the stored row it completes.
+    """
+    rows = stored if stored is not None else {}
+    merged: dict[RowKey, InferenceRecord] = {}
     for record in records:
-        key = record_key(record)
+        model = record_model_key(record)
+        known = rows.setdefault(model, [])
+        row = _row_for(record, known)
+        request_time, response_time = _times(record)
+        if row is None:
+            row = StoredRow(occurrence_of(record), request_time, response_time)
+            known.append(row)
+        else:
+            if row.request_time is None:
+                row.request_time = request_time
+            if row.response_time is None:
+                row.response_time = response_time
+        key = (*model, row.occurrence)
         old = merged.get(key)
         if old is None:
             merged[key] = record
@@ -97,14 +181,18 @@ def merge_records(records: Sequence[InferenceRecord]) -> list[InferenceRecord]:
             response=old.response if old.response is not None else record.response,
             scores=old.scores + record.scores,
         )
-    return list(merged.values())
+    return merged
 
 
 def _names_model(feedback: Any, inference: Any) -> bool:
-    """Feedback applies to an inference of the model it names, or of any model when it names none."""
-    return feedback.namespace in ("", inference.namespace) and feedback.inferenceservice in (
-        "",
-        inference.inferenceservice,
+    """Feedback applies to an inference of the model it names, or of any model when it names none.
+
+    Feedback that names no component applies to every component's inference of the request id.
+    """
+    return (
+        feedback.namespace in ("", inference.namespace)
+        and feedback.inferenceservice in ("", inference.inferenceservice)
+        and feedback.component in ("", inference.component)
     )
 
 
@@ -131,9 +219,7 @@ def _inference_upsert(dialect: str) -> Any:
             for name in ("outlier", "outlier_score", "adversarial", "adversarial_score")
         },
     )
-    return statement.on_conflict_do_update(
-        index_elements=["request_id", "namespace", "inferenceservice"], set_=values
-    )
+    return statement.on_conflict_do_update(index_elements=list(IDENTITY), set_=values)
 
 
 class SqlStore:
@@ -155,11 +241,13 @@ class SqlStore:
         self._insert_feedback = (
             insert(FEEDBACK, self._dialect)
             .on_conflict_do_nothing(index_elements=["event_source", "event_id"])
-            .returning(FEEDBACK.c.namespace, FEEDBACK.c.inferenceservice, FEEDBACK.c.endpoint)
+            .returning(
+                FEEDBACK.c.namespace, FEEDBACK.c.inferenceservice, FEEDBACK.c.endpoint, FEEDBACK.c.component
+            )
         )
         accuracy = insert(ACCURACY, self._dialect)
         self._add_accuracy = accuracy.on_conflict_do_update(
-            index_elements=["namespace", "inferenceservice", "endpoint"],
+            index_elements=["namespace", "inferenceservice", "component", "endpoint"],
             set_={
                 "labelled": ACCURACY.c.labelled + accuracy.excluded.labelled,
                 "correct": ACCURACY.c.correct + accuracy.excluded.correct,
@@ -196,7 +284,6 @@ class SqlStore:
         ``feedback_invalid`` (check it beforehand with ``parse_feedback`` to dead-letter it).
         """
         now = datetime.now(UTC)
-        merged = merge_records(records)
         feedback_rows, invalid = [], 0
         for event in feedback:
             try:
@@ -205,11 +292,15 @@ class SqlStore:
                 invalid += 1
                 log.warning("feedback event %s skipped: %s", event.attributes.get("id"), exc)
         with self.engine.begin() as connection:
-            stored_scores = self._stored_scores(connection, [r for r in merged if r.scores])
+            stored = self._stored(connection, records)
+            scores_of = {
+                (*model, row.occurrence): row.scores or {} for model, found in stored.items() for row in found
+            }
+            merged = merge_records(records, stored)
             rows = []
-            for record in merged:
-                scores = stored_scores.get(record_key(record), {}) | scores_json(record.scores)
-                rows.append(inference_row(record, scores, now))
+            for key, record in merged.items():
+                scores = scores_of.get(key, {}) | scores_json(record.scores) if record.scores else None
+                rows.append(inference_row(record, scores, now, occurrence=key[-1]))
             if rows:
                 connection.execute(self._upsert_inferences, rows)
             new_detections = 0
@@ -220,7 +311,7 @@ class SqlStore:
             if feedback_rows:
                 for row in connection.execute(self._insert_feedback, feedback_rows).all():
                     by_model[ModelRef(*row)] += 1
-            touched = {r.request_id for r in merged} | {row["request_id"] for row in feedback_rows}
+            touched = {r.request_id for r in merged.values()} | {row["request_id"] for row in feedback_rows}
             labelled, changed = self._apply_labels(connection, sorted(touched))
             accuracy = self._accuracy(connection, changed)
         return WriteCounts(
@@ -238,17 +329,26 @@ class SqlStore:
         with self.engine.connect() as connection:
             return self._accuracy(connection, None)
 
-    def _stored_scores(self, connection: Connection, records: Sequence[InferenceRecord]) -> dict[Key, Any]:
-        """Scores already stored for these records, so that a detector's verdict on one half is kept."""
-        found: dict[Key, Any] = {}
+    def _stored(
+        self, connection: Connection, records: Sequence[InferenceRecord]
+    ) -> dict[ModelKey, list[StoredRow]]:
+        """The rows already stored for these records' request ids, by model key, with their scores.
+
+        What tells a redelivered or completing half from a new inference under a reused request
+        id, and keeps a detector's verdict on one half when the other comes.
+        """
+        wanted = {record_model_key(record) for record in records}
+        found: dict[ModelKey, list[StoredRow]] = defaultdict(list)
         c = INFERENCES.c
+        columns = (c.request_id, c.namespace, c.inferenceservice, c.component, c.occurrence)
         for chunk in _chunks(sorted({r.request_id for r in records})):
-            query = select(c.request_id, c.namespace, c.inferenceservice, c.scores).where(
-                c.request_id.in_(chunk), c.scores.is_not(None)
-            )
-            for request_id, namespace, inferenceservice, scores in connection.execute(query):
-                found[(request_id, namespace, inferenceservice)] = scores
-        return found
+            query = select(*columns, c.request_time, c.response_time, c.scores).where(c.request_id.in_(chunk))
+            for row in connection.execute(query):
+                model = (row.request_id, row.namespace, row.inferenceservice, row.component)
+                if model in wanted:
+                    times = (row.request_time, row.response_time)
+                    found[model].append(StoredRow(row.occurrence, *times, scores=row.scores))
+        return dict(found)
 
     def _apply_labels(self, connection: Connection, request_ids: Sequence[str]) -> tuple[int, set[ModelRef]]:
         """Set each stored inference's label from its latest feedback; keep the accuracy counts in step."""
@@ -256,7 +356,7 @@ class SqlStore:
         pending: dict[str, list[Any]] = defaultdict(list)
         for chunk in _chunks(request_ids):
             query = (
-                select(f.request_id, f.namespace, f.inferenceservice, f.label, f.time)
+                select(f.request_id, f.namespace, f.inferenceservice, f.component, f.label, f.time)
                 .where(f.request_id.in_(chunk))
                 .order_by(f.time, f.id)
             )
@@ -269,7 +369,7 @@ class SqlStore:
         deltas: dict[ModelRef, list[int]] = defaultdict(lambda: [0, 0])
         for chunk in _chunks(sorted(pending)):
             stored = select(
-                c.id, c.request_id, c.namespace, c.inferenceservice, c.endpoint,
+                c.id, c.request_id, c.namespace, c.inferenceservice, c.endpoint, c.component,
                 c.prediction, c.label, c.label_time, c.correct,
             ).where(c.request_id.in_(chunk))  # fmt: skip
             for row in connection.execute(stored):
@@ -290,14 +390,14 @@ class SqlStore:
                         "new_correct": correct,
                     }
                 )
-                delta = deltas[ModelRef(row.namespace, row.inferenceservice, row.endpoint)]
+                delta = deltas[ModelRef(row.namespace, row.inferenceservice, row.endpoint, row.component)]
                 delta[0] += (correct is not None) - (row.correct is not None)
                 delta[1] += (correct is True) - (row.correct is True)
         if updates:
             connection.execute(self._set_label, updates)
         changed = [
-            {"namespace": m.namespace, "inferenceservice": m.inferenceservice, "endpoint": m.endpoint,
-             "labelled": d[0], "correct": d[1]}
+            {"namespace": m.namespace, "inferenceservice": m.inferenceservice, "component": m.component,
+             "endpoint": m.endpoint, "labelled": d[0], "correct": d[1]}
             for m, d in deltas.items() if d != [0, 0]
         ]  # fmt: skip
         if changed:
@@ -306,13 +406,15 @@ class SqlStore:
 
     def _accuracy(self, connection: Connection, models: set[ModelRef] | None) -> dict[ModelRef, Accuracy]:
         a = ACCURACY.c
-        query = select(a.namespace, a.inferenceservice, a.endpoint, a.labelled, a.correct)
+        query = select(a.namespace, a.inferenceservice, a.component, a.endpoint, a.labelled, a.correct)
         if models is not None:
             if not models:
                 return {}
-            keys = [(m.namespace, m.inferenceservice, m.endpoint) for m in models]
-            query = query.where(tuple_(a.namespace, a.inferenceservice, a.endpoint).in_(keys))
+            keys = [(m.namespace, m.inferenceservice, m.component, m.endpoint) for m in models]
+            query = query.where(tuple_(a.namespace, a.inferenceservice, a.component, a.endpoint).in_(keys))
         return {
-            ModelRef(row.namespace, row.inferenceservice, row.endpoint): Accuracy(row.labelled, row.correct)
+            ModelRef(row.namespace, row.inferenceservice, row.endpoint, row.component): Accuracy(
+                row.labelled, row.correct
+            )
             for row in connection.execute(query)
         }
