@@ -18,10 +18,10 @@ from collections.abc import Iterable, Mapping
 from infersight.eventformat import (
     STRUCTURED,
     InvalidEvent,
+    check_attributes,
     event_from_json,
     load_json,
     media_type,
-    validate_attributes,
 )
 from infersight.records import RawEvent
 
@@ -46,30 +46,66 @@ def to_kafka_headers(
     return headers
 
 
-def _texts(headers: Iterable[tuple[str, bytes | None]]) -> dict[str, str]:
-    texts: dict[str, str] = {}
+#: Header name → (attribute name or None, lower-case header name): the same few names come in
+#: every record, so each is worked out once (up to a bound, past which they are not remembered).
+_HEADER_NAMES: dict[str, tuple[str | None, str]] = {}
+_HEADER_NAMES_KEPT = 4096
+
+
+def event_headers(event: RawEvent) -> list[tuple[str, bytes]]:
+    """Kafka headers that :func:`from_kafka_record` reads back as ``event``, in the shape it came in.
+
+    A CloudEvent goes in binary mode; an event of Seldon's direct logger (which carries no
+    ``specversion``) keeps its plain headers.
+    """
+    if "specversion" in event.attributes:
+        return to_kafka_headers(event.attributes, event.content_encoding)
+    headers = [
+        (CONTENT_TYPE_HEADER if name == "datacontenttype" else name, value.encode())
+        for name, value in event.attributes.items()
+    ]
+    if event.content_encoding:
+        headers.append((CONTENT_ENCODING_HEADER, event.content_encoding.encode()))
+    return headers
+
+
+def _header_name(name: str) -> tuple[str | None, str]:
+    known = _HEADER_NAMES.get(name)
+    if known is None:
+        lowered = name.lower()
+        attribute = lowered[len(ATTRIBUTE_PREFIX) :] if lowered.startswith(ATTRIBUTE_PREFIX) else None
+        known = (attribute, lowered)
+        if len(_HEADER_NAMES) < _HEADER_NAMES_KEPT:
+            _HEADER_NAMES[name] = known
+    return known
+
+
+def _split_headers(headers: Iterable[tuple[str, bytes | None]]) -> tuple[dict[str, str], dict[str, str]]:
+    """The ``ce_`` attributes and the other headers, as text, in one pass over the record's headers."""
+    attributes: dict[str, str] = {}
+    others: dict[str, str] = {}
     for name, value in headers:
         try:
-            texts[name.lower()] = (value or b"").decode()
+            text = value.decode() if value else ""
         except UnicodeDecodeError as exc:
             raise InvalidEvent(f"header {name!r} is not valid UTF-8") from exc
-    return texts
+        attribute, lowered = _HEADER_NAMES.get(name) or _header_name(name)
+        if attribute is not None:
+            attributes[attribute] = text
+        else:
+            others[lowered] = text
+    return attributes, others
 
 
 def from_kafka_record(headers: Iterable[tuple[str, bytes | None]], value: bytes | None) -> RawEvent:
     """The event a Kafka record carries, in whichever of the three shapes it was written."""
-    texts = _texts(headers)
+    attributes, texts = _split_headers(headers)
     body = value or b""
     encoding = texts.get(CONTENT_ENCODING_HEADER) or None
-    if any(name.startswith(ATTRIBUTE_PREFIX) for name in texts):
-        attributes = {
-            name[len(ATTRIBUTE_PREFIX) :]: text
-            for name, text in texts.items()
-            if name.startswith(ATTRIBUTE_PREFIX)
-        }
+    if attributes:
         if CONTENT_TYPE_HEADER in texts:
             attributes["datacontenttype"] = texts[CONTENT_TYPE_HEADER]
-        validate_attributes(attributes)
+        check_attributes(attributes)
         return RawEvent(attributes=attributes, data=body, content_encoding=encoding)
     if media_type(texts.get(CONTENT_TYPE_HEADER)) == STRUCTURED:
         return event_from_json(load_json(body, "structured CloudEvent"))

@@ -40,22 +40,27 @@ def digits() -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
 
 
 def half(
-    event_type: str, request_id: str, model: str, body: dict[str, Any], endpoint: str = "default"
+    event_type: str,
+    request_id: str,
+    model: str,
+    body: dict[str, Any],
+    endpoint: str = "default",
+    component: str | None = None,
 ) -> Half:
     raw = orjson.dumps(body)
-    event = RawEvent(
-        attributes={
-            "specversion": "1.0",
-            "id": request_id,
-            "source": "http://localhost:9081/",
-            "type": event_type,
-            "inferenceservicename": model,
-            "namespace": NAMESPACE,
-            "endpoint": endpoint,
-            "datacontenttype": "application/json",
-        },
-        data=raw,
-    )
+    attributes = {
+        "specversion": "1.0",
+        "id": request_id,
+        "source": "http://localhost:9081/",
+        "type": event_type,
+        "inferenceservicename": model,
+        "namespace": NAMESPACE,
+        "endpoint": endpoint,
+        "datacontenttype": "application/json",
+    }
+    if component is not None:
+        attributes["component"] = component
+    event = RawEvent(attributes=attributes, data=raw)
     return Half(event=event, payload=decode_body(raw, "application/json", None), received_at=time.time())
 
 
@@ -64,12 +69,13 @@ def record(
     instances: np.ndarray[Any, Any],
     predictions: list[Any] | None = None,
     endpoint: str = "default",
+    component: str | None = None,
 ) -> InferenceRecord:
     """One inference of ``instances`` (rows), with a response when ``predictions`` are given."""
     request_id = uuid.uuid4().hex
-    request = half(KSERVE_REQUEST, request_id, model, {"instances": instances.tolist()}, endpoint)
+    request = half(KSERVE_REQUEST, request_id, model, {"instances": instances.tolist()}, endpoint, component)
     response = (
-        half(KSERVE_RESPONSE, request_id, model, {"predictions": predictions}, endpoint)
+        half(KSERVE_RESPONSE, request_id, model, {"predictions": predictions}, endpoint, component)
         if predictions is not None
         else None
     )
@@ -78,9 +84,11 @@ def record(
     )
 
 
-def records(model: str, rows: np.ndarray[Any, Any], endpoint: str = "default") -> list[InferenceRecord]:
-    """One single-instance inference per row."""
-    return [record(model, row[None, :], endpoint=endpoint) for row in rows]
+def records(
+    model: str, rows: np.ndarray[Any, Any], endpoint: str = "default", component: str | None = None
+) -> list[InferenceRecord]:
+    """One single-instance inference per row; ``component`` sets the KServe component extension."""
+    return [record(model, row[None, :], endpoint=endpoint, component=component) for row in rows]
 
 
 def save_ks_and_iforest(folder: Path) -> tuple[Path, Path]:

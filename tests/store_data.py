@@ -141,9 +141,18 @@ def adversarial_score(value: float, threshold: float = 0.5, detector: str = "ae"
 
 
 def feedback_event(
-    event_id: str, request_id: str, label: Any, *, model: ModelRef | None = IRIS, at: datetime = BASE_TIME
+    event_id: str,
+    request_id: str,
+    label: Any,
+    *,
+    model: ModelRef | None = IRIS,
+    at: datetime = BASE_TIME,
+    component: str | None = None,
 ) -> RawEvent:
-    """An ``io.infersight.feedback`` event: the request id and the true label in the body."""
+    """An ``io.infersight.feedback`` event: the request id and the true label in the body.
+
+    It names the model's namespace and service, and a component only when ``component`` is given.
+    """
     attributes = {
         "specversion": "1.0",
         "id": event_id,
@@ -153,6 +162,8 @@ def feedback_event(
     }
     if model is not None:
         attributes |= {"namespace": model.namespace, "inferenceservicename": model.inferenceservice}
+    if component is not None:
+        attributes["component"] = component
     return RawEvent(attributes=attributes, data=orjson.dumps({"request_id": request_id, "label": label}))
 
 

@@ -63,6 +63,27 @@ def test_bad_config_names_key_and_reason(tmp_path: Path, text: str, message: str
     assert message in str(error.value)
 
 
+def test_a_model_entry_may_name_its_kserve_component(tmp_path: Path) -> None:
+    text = (
+        "models:\n"
+        "  - {namespace: prod, inferenceservice: iris}\n"
+        "  - namespace: prod\n"
+        "    inferenceservice: iris\n"
+        "    component: transformer\n"
+        "    endpoint: canary\n"
+        "    redact_attributes: [metadata]\n"
+    )
+    every, transformer = load_settings(write(tmp_path, text)).models
+    assert (every.component, every.endpoint) == (None, None)
+    assert (transformer.component, transformer.endpoint) == ("transformer", "canary")
+    with pytest.raises(ConfigError, match=r"models\.0\.redact_attributes: .*component cannot be redacted"):
+        load_settings(
+            write(
+                tmp_path, "models:\n  - {namespace: a, inferenceservice: b, redact_attributes: [component]}\n"
+            )
+        )
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="No such file"):
         load_settings(tmp_path / "absent.yaml")

@@ -209,7 +209,7 @@ def test_outliers_flagged_on_far_away_points_in_one_call_per_batch(tmp_path: Pat
         assert sum(flags[:200]) <= 10, name  # about 1% expected at the 99th percentile
         flagged_ids = {d.request_ids[0] for d in detections if d.detector == name}
         assert flagged_ids == {r.request_id for r, flag in zip(scored, flags, strict=True) if flag}
-    duration = runner.metrics.duration.labels(NAMESPACE, "m", "default", "iforest")
+    duration = runner.metrics.duration.labels(NAMESPACE, "m", "", "default", "iforest")  # no component
     assert duration._sum.get() > 0  # type: ignore[attr-defined]
     # one predict call per detector for the whole batch of 210 records
     assert sum(bucket.get() for bucket in duration._buckets) == 1  # type: ignore[attr-defined]
@@ -392,14 +392,15 @@ def test_an_open_window_moves_to_the_next_runner_and_every_instance_is_tested_on
         {"name": "ks", "kind": "drift", "algorithm": "KSDrift", "reference": uri, "window": {"size": 50}}
     ]
     kept = KeptWindows()
+    stream = records("m", held_out[:70])
     first = make_runner(tmp_path, detectors)
     first.windows = kept
-    _, found = first.process(records("m", held_out[:30]))
+    _, found = first.process(stream[:30])
     assert found == [] and len(kept) == 1
     # The worker goes; another takes the model on with what was kept at the last commit.
     second = make_runner(tmp_path, detectors)
     second.windows = kept
-    _, found = second.process(records("m", held_out[30:70]))
+    _, found = second.process(stream[30:])
     (window,) = [d for d in found if d.kind == "drift"]
     assert window.instances == 50
     assert len(window.request_ids) == 50 and len(set(window.request_ids)) == 50
@@ -408,7 +409,7 @@ def test_an_open_window_moves_to_the_next_runner_and_every_instance_is_tested_on
     assert name == "ks" and decode_window(blob).count == 20
     # Undisturbed, one runner gives the same window over the same instances.
     alone = make_runner(tmp_path, detectors)
-    _, same = alone.process(records("m", held_out[:70]))
+    _, same = alone.process(stream)
     assert [d.id for d in same if d.kind == "drift"] == [window.id]
 
 
@@ -427,3 +428,43 @@ def test_a_window_survives_encoding_as_it_was() -> None:
     np.testing.assert_array_equal(again.rows(), window.rows())
     empty = decode_window(encode_window(Window(opened_at=1.0, names=())))
     assert empty.count == 0 and empty.chunks == [] and empty.first_time == float("inf")
+
+
+def test_a_detector_configured_for_a_component_sees_that_component_alone(tmp_path: Path) -> None:
+    """The transformer's entry replaces the service-wide one for the transformer; the others keep it.
+
+    Components a detector shares get their own windows, as endpoints do.
+    """
+    reference, held_out = breast_cancer()
+    uri = save_reference(tmp_path, reference, ".npy")
+
+    def ks(name: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "kind": "drift",
+            "algorithm": "KSDrift",
+            "reference": uri,
+            "window": {"size": 50},
+        }
+
+    service = ModelConfig(namespace=NAMESPACE, inferenceservice="m", detectors=[ks("ks-all")])
+    transformer = ModelConfig(
+        namespace=NAMESPACE, inferenceservice="m", component="transformer", detectors=[ks("ks-transformer")]
+    )
+    runner = DetectorRunner(
+        load_all([service, transformer], tmp_path / "cache"), DetectorMetrics(CollectorRegistry(), 100)
+    )
+    predictor = records("m", held_out[:50], component="predictor")
+    explainer = records("m", held_out[50:100] + 1.0, component="explainer")
+    transformed = records("m", held_out[:50] + 1.0, component="transformer")
+    assert [d.config.name for d in runner.detectors_for(transformed[0].model)] == ["ks-transformer"]
+    assert [d.config.name for d in runner.detectors_for(predictor[0].model)] == ["ks-all"]
+
+    _, detections = runner.process([*predictor, *explainer, *transformed])
+    found = {(d.detector, d.model.component): d.detected for d in detections}
+    assert found == {
+        ("ks-all", "predictor"): False,
+        ("ks-all", "explainer"): True,
+        ("ks-transformer", "transformer"): True,
+    }
+    assert len({d.id for d in detections}) == 3

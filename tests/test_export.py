@@ -87,8 +87,8 @@ def test_parquet_round_trip_gives_back_features_predictions_labels_and_flags(
     assert (result.inferences, result.rows) == (6, 6)
 
     frame = pq.read_table(path).to_pandas()
-    assert list(frame.columns[:10]) == [
-        "request_id", "instance", "namespace", "inferenceservice", "endpoint", "time",
+    assert list(frame.columns[:11]) == [
+        "request_id", "instance", "namespace", "inferenceservice", "component", "endpoint", "time",
         "input_0", "input_1", "input_2", "input_3",
     ]  # fmt: skip
     np.testing.assert_array_equal(frame[["input_0", "input_1", "input_2", "input_3"]].to_numpy(), IRIS_ROWS)
@@ -100,6 +100,7 @@ def test_parquet_round_trip_gives_back_features_predictions_labels_and_flags(
     assert frame["time"].tolist() == [BASE_TIME + timedelta(seconds=n) for n in range(6)]
     assert frame["request_id"].tolist() == [f"v1-{n}" for n in range(6)]
     assert set(frame["namespace"]) == {IRIS.namespace} and set(frame["endpoint"]) == {"default"}
+    assert set(frame["component"]) == {"predictor"}
 
 
 def test_v2_tensors_become_named_columns_and_a_batch_one_row_per_instance(
@@ -144,8 +145,8 @@ def test_excluding_outliers_and_small_row_groups(store: SqlStore, tmp_path: Path
     )
     assert result.rows == 5
     parquet = pq.ParquetFile(path)
-    assert parquet.metadata.num_columns == 18
-    assert parquet.metadata.num_row_groups == 3  # 2 rows of 18 columns per 50 values: 2 + 2 + 1
+    assert parquet.metadata.num_columns == 19
+    assert parquet.metadata.num_row_groups == 3  # 2 rows of 19 columns per 50 values: 2 + 2 + 1
     frame = parquet.read().to_pandas()
     assert "v1-4" not in set(frame["request_id"])
     np.testing.assert_array_equal(
@@ -169,6 +170,9 @@ def test_cli_export_writes_parquet_with_a_summary(store: SqlStore, tmp_path: Pat
     assert result.exit_code == 0, result.output
     assert "wrote 4 rows (4 inferences" in result.stderr
     assert pq.read_table(path).column("label").to_pylist() == [0, 0, 1, 1]
+    other = tmp_path / "transformer.parquet"
+    none = runner.invoke(cli, ["export", str(other), "--store", url, "--component", "transformer"])
+    assert none.exit_code == 0 and "wrote 0 rows" in none.stderr
     # As a user sees it: one line on stderr and exit status 1, no traceback.
     missing = subprocess.run(
         [

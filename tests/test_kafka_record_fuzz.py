@@ -24,8 +24,7 @@ from infersight.eventformat import InvalidEvent
 from infersight.records import Half, InferenceRecord, half_of, request_id_of
 from infersight.sinks.store import SqlStore
 from infersight.sinks.store.models import Inference
-from infersight.streams.decode import DecodeError
-from infersight.streams.worker import decode_event
+from infersight.streams.decode import DecodeError, decode_event
 from tests.postgres import create_database
 
 FUZZ = settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -161,6 +160,8 @@ def test_a_record_is_read_and_stored_or_refused_with_a_reason(
                 Inference.request_id == inference.request_id,
                 Inference.namespace == event.model.namespace,
                 Inference.inferenceservice == event.model.inferenceservice,
+                Inference.component == event.model.component,
+                Inference.occurrence == inference.occurrence,
             )
         ).scalar_one()
     assert stored == 1

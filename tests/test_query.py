@@ -158,11 +158,11 @@ HOSTILE = ("models' OR '1'='1", "x'; DROP TABLE inferences; --", 'x"); DELETE FR
 
 def test_filter_values_are_bound_not_spliced(store: SqlStore) -> None:
     for value in HOSTILE:
-        for name in ("namespace", "inferenceservice", "endpoint"):
+        for name in ("namespace", "inferenceservice", "component", "endpoint"):
             assert ids(PayloadFilter(**{name: value}), store) == []
         with pytest.raises(QueryError, match="no detection with id"):
             ids(PayloadFilter(detection=value), store)
-        for name in ("namespace", "inferenceservice", "endpoint", "detector", "kind"):
+        for name in ("namespace", "inferenceservice", "component", "endpoint", "detector", "kind"):
             assert list_detections(store.engine, DetectionFilter(**{name: value})).items == []
     assert count_payloads(store.engine, PayloadFilter()) == ROWS + 3
     assert len(list_detections(store.engine, DetectionFilter()).items) > 0
@@ -224,6 +224,17 @@ def test_http_api_pages_filters_and_documents_itself(store: SqlStore) -> None:
         "/v1/payloads", params={"namespace": "vision", "limit": 1, "bodies": "true"}, headers=auth
     ).json()
     assert bodies["items"][0]["request_body"]  # base64 of the raw body
+    by_component = {
+        component: client.get(
+            "/v1/payloads", params={"inferenceservice": "iris", "component": component}, headers=auth
+        ).json()["items"]
+        for component in ("predictor", "transformer")
+    }
+    assert len(by_component["predictor"]) == ROWS and by_component["transformer"] == []
+    assert {p["component"] for p in by_component["predictor"]} == {"predictor"}
+    assert (
+        client.get("/v1/detections", params={"component": "transformer"}, headers=auth).json()["items"] == []
+    )
 
     detections = client.get(
         "/v1/detections", params={"kind": "drift", "detected": "true"}, headers=auth
@@ -252,6 +263,12 @@ def test_cli_query_lists_payloads_detections_and_models(store: SqlStore) -> None
     assert models.exit_code == 0 and "vision/digits" in models.stdout
     detections = runner.invoke(cli, ["query", "detections", "--store", url, "--kind", "drift", "--json"])
     assert detections.exit_code == 0 and detections.stdout.count('"kind":"drift"') == 2
+    transformer = runner.invoke(cli, ["query", "--store", url, "--component", "transformer", "--json"])
+    assert transformer.exit_code == 0 and '"request_id"' not in transformer.stdout
+    predictor = runner.invoke(
+        cli, ["query", "--store", url, "--component", "predictor", "--limit", "1", "--json"]
+    )
+    assert predictor.exit_code == 0 and '"component":"predictor"' in predictor.stdout
     bad = runner.invoke(cli, ["query", "--store", url, "--since", "last week"])
     assert bad.exit_code != 0
 

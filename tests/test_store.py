@@ -14,12 +14,13 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import select, text
 
 from infersight.records import Detection, ModelRef
-from infersight.sinks.store import SqlStore, StoreError, StoreMetrics, make_engine
+from infersight.sinks.store import SqlStore, StoreError, StoreMetrics, make_engine, upgrade
 from infersight.sinks.store.models import Base, DetectionRow, Inference
 from tests.store_data import (
     BASE_TIME,
     IRIS,
     IRIS_CANARY,
+    IRIS_TRANSFORMER,
     adversarial_score,
     feedback_event,
     outlier_score,
@@ -58,6 +59,44 @@ def test_migrations_create_exactly_the_tables_of_the_models(store: SqlStore) -> 
     with store.engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert differences == []
+
+
+def test_rows_stored_before_components_take_theirs_from_their_attributes(store_url: str) -> None:
+    """Upgrading from revision 0001: component and occurrence come from the stored attributes."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import Table, column, table
+
+    from infersight.sinks.store.rows import inference_row
+    from infersight.sinks.store.writer import ACCURACY, INFERENCES
+
+    def before(new: Table) -> Any:
+        """The table as revision 0001 has it: without component and occurrence."""
+        kept = [c for c in new.columns if c.name not in ("component", "occurrence")]
+        return table(new.name, *(column(c.name, c.type) for c in kept))
+
+    engine = make_engine(store_url)
+    upgrade(engine, "0001")
+    old = record("before", v1_request([SETOSA]), v1_response([0]))
+    row = inference_row(old, None, datetime.now(UTC))
+    del row["component"], row["occurrence"]
+    with engine.begin() as connection:
+        labelled = {"label": 0, "label_kind": "int", "correct": True}
+        connection.execute(before(INFERENCES).insert(), [row | labelled])
+        accuracy = {"namespace": "models", "inferenceservice": "iris", "endpoint": "default"}
+        connection.execute(before(ACCURACY).insert(), [accuracy | {"labelled": 1, "correct": 1}])
+    upgrade(engine)
+    engine.dispose()
+
+    store = SqlStore(store_url, migrate=False)
+    [stored] = rows(store, "inferences")
+    assert (stored["component"], stored["occurrence"]) == ("predictor", "2025-03-01T12:00:00.000000Z")
+    [counts] = rows(store, "model_accuracy")
+    assert counts == accuracy | {"component": "predictor", "labelled": 1, "correct": 1}
+    store.write([old])  # redelivered after the upgrade: still one row
+    store.write([record("before", v1_request([VIRGINICA]), v1_response([2]), offset_s=5)])  # the id reused
+    assert len(rows(store, "inferences")) == 2
+    store.close()
 
 
 def test_a_store_opened_without_migrating_refuses_an_empty_database(store_url: str) -> None:
@@ -132,6 +171,122 @@ def test_halves_of_one_inference_in_one_batch_become_one_row(store: SqlStore) ->
     assert counts.inferences == 1
     row = inference(store, "r2")
     assert row.inputs is not None and row.outputs is not None and row.prediction == [0]
+
+
+def inferences(store: SqlStore, request_id: str) -> list[Inference]:
+    """Every row of ``request_id``, oldest first, JSON columns parsed."""
+    from sqlalchemy.orm import Session
+
+    with Session(store.engine) as session:
+        query = select(Inference).where(Inference.request_id == request_id).order_by(Inference.time)
+        return list(session.execute(query).scalars())
+
+
+def identities(store: SqlStore, request_id: str) -> list[tuple[str, str, bool, bool]]:
+    """``(component, occurrence, has request, has response)`` of each row of ``request_id``."""
+    return sorted(
+        (
+            row["component"],
+            row["occurrence"],
+            row["request_time"] is not None,
+            row["response_time"] is not None,
+        )
+        for row in rows(store, "inferences")
+        if row["request_id"] == request_id
+    )
+
+
+def test_a_transformer_and_its_predictor_under_one_request_id_are_two_rows(store: SqlStore) -> None:
+    """KServe logs the transformer and the predictor of one inference with the same ce-id."""
+    transformer = record("shared", v1_request([SETOSA]), v1_response([[5.1, 3.5]]), model=IRIS_TRANSFORMER)
+    predictor = record("shared", v1_request([[5.1, 3.5]]), v1_response([0]), model=IRIS)
+    counts = store.write([transformer, predictor])
+    assert counts.inferences == 2
+    assert [identity[0] for identity in identities(store, "shared")] == ["predictor", "transformer"]
+    store.write([predictor, transformer])  # redelivered
+    assert len(rows(store, "inferences")) == 2
+
+    # Feedback that names no component labels every component's row of the request id ...
+    labelled = store.write(feedback=[feedback_event("fb-shared", "shared", 0)])
+    assert labelled.labelled == 2
+    assert {row["component"]: row["label"] for row in rows(store, "inferences")} == {
+        "predictor": 0,
+        "transformer": 0,
+    }
+    assert set(labelled.accuracy) == {IRIS, IRIS_TRANSFORMER}
+    # ... and feedback that names one, that component's alone.
+    later = BASE_TIME + timedelta(minutes=1)
+    store.write(feedback=[feedback_event("fb-pred", "shared", 2, at=later, component="predictor")])
+    assert {row["component"]: row["label"] for row in rows(store, "inferences")} == {
+        "predictor": 2,
+        "transformer": 0,
+    }
+    assert store.accuracy()[IRIS].ratio == 0.0 and set(store.accuracy()) == {IRIS, IRIS_TRANSFORMER}
+
+
+def test_a_record_written_twice_is_one_row(store: SqlStore) -> None:
+    once = record("twice", v1_request([SETOSA]), v1_response([0]), scores=(outlier_score(0.4),))
+    assert store.write([once]).inferences == 1
+    before = rows(store, "inferences")
+    store.write([once])
+    store.write([once, once])
+    assert rows(store, "inferences") == before
+    [row] = before
+    assert (row["component"], row["occurrence"]) == ("predictor", "2025-03-01T12:00:00.000000Z")
+
+
+def test_a_reused_request_id_gives_a_row_per_inference(store: SqlStore) -> None:
+    """A client sending the same ce-id with each request: each inference is its own row."""
+    first = record("reused", v1_request([SETOSA]), v1_response([0]))
+    second = record("reused", v1_request([VIRGINICA]), v1_response([2]), offset_s=30)
+    assert store.write([first, second]).inferences == 2
+    assert identities(store, "reused") == [
+        ("predictor", "2025-03-01T12:00:00.000000Z", True, True),
+        ("predictor", "2025-03-01T12:00:30.000000Z", True, True),
+    ]
+    # Redelivered, paired again or as halves alone (pairing may go either way after a restart).
+    store.write([second, first])
+    store.write(
+        [record("reused", v1_request([SETOSA]), None), record("reused", None, v1_response([2]), offset_s=30)]
+    )
+    assert len(identities(store, "reused")) == 2
+    assert [row.prediction for row in inferences(store, "reused")] == [[0], [2]]
+
+
+def test_halves_alone_under_a_reused_request_id_complete_their_own_inference(store: SqlStore) -> None:
+    store.write([record("again", v1_request([SETOSA]), v1_response([0]))])  # the first inference, paired
+    # The second one's halves each waited out the pairing timeout, and come in separate batches.
+    store.write([record("again", v1_request([VIRGINICA]), None, offset_s=60)])
+    store.write([record("again", None, v1_response([2]), offset_s=60)])
+    assert identities(store, "again") == [
+        ("predictor", "2025-03-01T12:00:00.000000Z", True, True),
+        ("predictor", "2025-03-01T12:01:00.000000Z", True, True),
+    ]
+    second = inferences(store, "again")[1]
+    assert second.prediction == [2] and second.inputs is not None and second.inputs[0]["data"] == [VIRGINICA]
+    # A third inference's response alone, its request lost: a row of its own, not a completion.
+    store.write([record("again", None, v1_response([1]), offset_s=120)])
+    assert identities(store, "again")[-1] == ("predictor", "2025-03-01T12:02:00.020000Z", False, True)
+
+
+def test_payloads_filter_by_component(store: SqlStore) -> None:
+    from infersight.sinks.store.filters import PayloadFilter
+    from infersight.sinks.store.query import count_payloads, list_models, list_payloads
+
+    store.write(
+        [
+            record("c1", v1_request([SETOSA]), v1_response([[5.1]]), model=IRIS_TRANSFORMER),
+            record("c1", v1_request([[5.1]]), v1_response([0])),
+            record("c2", v1_request([SETOSA]), v1_response([0]), offset_s=1),
+        ]
+    )
+    transformer = list_payloads(store.engine, PayloadFilter(component="transformer")).items
+    assert [(p.request_id, p.component) for p in transformer] == [("c1", "transformer")]
+    predictor = list_payloads(store.engine, PayloadFilter(inferenceservice="iris", component="predictor"))
+    assert [p.request_id for p in predictor.items] == ["c2", "c1"]
+    assert count_payloads(store.engine, PayloadFilter(component="")) == 0
+    models = {(m.inferenceservice, m.component): m.inferences for m in list_models(store.engine)}
+    assert models == {("iris", "predictor"): 2, ("iris", "transformer"): 1}
 
 
 def test_detections_keep_their_window_and_per_feature_values(store: SqlStore) -> None:
@@ -229,12 +384,20 @@ def test_store_metrics_count_rows_feedback_and_accuracy(store: SqlStore) -> None
     store.write([record("m1", v1_request([SETOSA]), v1_response([0]))])
     metrics.observe(store.write([record("m2", v1_request([SETOSA]), v1_response([1]))]), seconds=0.01)
     metrics.observe(store.write(feedback=[feedback_event("mf1", "m1", 0), feedback_event("mf2", "m2", 0)]))
-    model = {"namespace": "models", "inferenceservice": "iris", "component": "predictor", "endpoint": "default"}
+    model = {
+        "namespace": "models",
+        "inferenceservice": "iris",
+        "component": "predictor",
+        "endpoint": "default",
+    }
 
     assert registry.get_sample_value("infersight_store_rows_total", {"table": "inferences"}) == 1
     assert registry.get_sample_value("infersight_store_rows_total", {"table": "feedback"}) == 2
     # The feedback names the service alone: no component, no endpoint.
-    assert registry.get_sample_value("infersight_feedback_total", {**model, "component": "", "endpoint": ""}) == 2
+    assert (
+        registry.get_sample_value("infersight_feedback_total", {**model, "component": "", "endpoint": ""})
+        == 2
+    )
     assert registry.get_sample_value("infersight_model_accuracy", model) == 0.5
     assert registry.get_sample_value("infersight_model_labelled_inferences", model) == 2
     assert registry.get_sample_value("infersight_store_write_duration_seconds_count") == 1
@@ -255,9 +418,9 @@ def test_db_upgrade_command_prepares_a_new_store(store_url: str) -> None:
     runner = CliRunner()
     first = runner.invoke(cli, ["db", "upgrade", "--store", store_url])
     assert first.exit_code == 0, first.output
-    assert "empty → 0001" in first.stderr
+    assert "empty → 0002" in first.stderr
     again = runner.invoke(cli, ["db", "upgrade", "--store", store_url])
-    assert "up to date (revision 0001)" in again.stderr
+    assert "up to date (revision 0002)" in again.stderr
     SqlStore(store_url, migrate=False).close()
 
 

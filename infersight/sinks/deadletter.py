@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter
 
-from infersight.binding import to_kafka_headers
+from infersight.binding import event_headers
 from infersight.records import Detection, InferenceRecord
 from infersight.sinks.base import Headers, Publish
 from infersight.sinks.detections import to_kafka
@@ -38,9 +38,7 @@ class DeadLetters:
         key = record.model.partition_key.encode()
         for half in (record.request, record.response):
             if half is not None:
-                event = half.event
-                headers = to_kafka_headers(event.attributes, event.content_encoding)
-                self.send(key, event.data, headers, reason, detail)
+                self.send(key, half.event.data, event_headers(half.event), reason, detail)
 
     def detection(self, detection: Detection, reason: str, detail: str) -> None:
         message = to_kafka(detection)

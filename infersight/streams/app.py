@@ -38,7 +38,7 @@ from quixstreams.sinks import BaseSink, SinkBackpressureError
 from quixstreams.state import State
 from quixstreams.state.rocksdb import RocksDBStorePartition
 
-from infersight.binding import from_kafka_record, to_kafka_headers
+from infersight.binding import event_headers, from_kafka_record
 from infersight.config import Settings
 from infersight.detectors.runner import DetectorRunner
 from infersight.detectors.windows import Window, decode_window, encode_window
@@ -77,7 +77,7 @@ class HandOffSink(BaseSink):
     """The engine's view of our hand-off: flushed first in every checkpoint."""
 
     def __init__(self, hand_off: HandOff, pairer: Pairer) -> None:
-        super().__init__()
+        super().__init__(on_client_connect_success=lambda: None)
         self.hand_off = hand_off
         self.pairer = pairer
 
@@ -271,10 +271,27 @@ class StreamWorker:
         self._take(event, model_key, state)
 
     def _on_extra(self, value: bytes | None, key: bytes | None, timestamp: int, headers: Any) -> None:
-        """Events from extra topics join the payloads under their model's key, to pair there."""
+        """Events from extra topics join the payloads under their model's key, to pair there.
+
+        They never passed the ingest, so its sampling and redaction apply here, before they are
+        written again; what the rules leave alone goes on byte for byte.
+        """
         event = self._read(value, headers)
-        if event is not None:
-            self.publish(self.payloads, event.model.partition_key.encode(), value or b"", list(headers or ()))
+        if event is None:
+            return
+        try:
+            kept = self.rules.apply(event)
+        except InvalidEvent as exc:
+            self._dead_letter(value, headers, "invalid_event", str(exc))
+            return
+        if kept is None:
+            self.metrics.sampled_out(event)
+            return
+        model_key = event.model.partition_key.encode()
+        if kept is event:
+            self.publish(self.payloads, model_key, value or b"", list(headers or ()))
+        else:
+            self.publish(self.payloads, model_key, kept.data, event_headers(kept))
 
     def _read(self, value: bytes | None, headers: Any) -> RawEvent | None:
         try:
@@ -288,7 +305,7 @@ class StreamWorker:
         try:
             event = self.rules.apply(received)
         except InvalidEvent as exc:
-            self._dead_letter(received.data, _headers_of(received), "invalid_event", str(exc))
+            self._dead_letter(received.data, event_headers(received), "invalid_event", str(exc))
             return
         if event is None:
             self.metrics.sampled_out(received)
@@ -301,7 +318,7 @@ class StreamWorker:
         try:
             payload = decode_event(event)
         except DecodeError as exc:
-            self._dead_letter(event.data, _headers_of(event), "undecodable_payload", str(exc))
+            self._dead_letter(event.data, event_headers(event), "undecodable_payload", str(exc))
             return
         half = Half(event=event, payload=payload, received_at=time.time())
         partition = message_context().partition
@@ -385,7 +402,3 @@ class StreamWorker:
                     if not prefix.endswith(WINDOWS_PREFIX):
                         self.pairer.restore(partition, prefix, blob)
         self._partitions = partitions
-
-
-def _headers_of(event: RawEvent) -> Headers:
-    return to_kafka_headers(event.attributes, event.content_encoding)

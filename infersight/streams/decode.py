@@ -69,7 +69,11 @@ class DecodeError(ValueError):
 
 
 def decode_body(
-    body: bytes, content_type: str | None, content_encoding: str | None, header_length: int | None = None
+    body: bytes,
+    content_type: str | None,
+    content_encoding: str | None,
+    header_length: int | None = None,
+    attributes: Mapping[str, str] | None = None,
 ) -> Payload:
     """Decode one logged body into tensors, whichever protocol it speaks.
 
@@ -80,14 +84,18 @@ def decode_body(
     event kept it (else a ``json-header-size`` content type parameter is used). It is a hint, not
     trusted: a length that does not end the JSON header is ignored and the header's end found by
     reading the JSON itself, so a body decodes the same with the right length, a wrong one or none.
+    The event's ``attributes`` are searched for that length only when the body is not plain JSON.
     """
     body = _inflate(body, content_type, content_encoding)
-    if not body.strip():
+    if not body or body.isspace():
         return Payload("raw")
     try:
         document = load_json(body, "body")
-        json_end = len(body.rstrip(_JSON_SPACE))
+        # Binary tensor bytes that are all whitespace still parse as JSON: they follow its end.
+        json_end = len(body.rstrip(_JSON_SPACE)) if body[-1:].isspace() else len(body)
     except InvalidEvent as exc:
+        if header_length is None and attributes is not None:
+            header_length = header_length_of(attributes)
         if header_length is None:
             header_length = _content_type_header_length(content_type)
         split = _split_binary(body, header_length)
@@ -548,9 +556,6 @@ def _scalar(value: object) -> Array:
 
 def decode_event(event: RawEvent) -> Payload:
     """The body of ``event`` decoded, as its content type and encoding say."""
-    return decode_body(
-        event.data,
-        event.attributes.get("datacontenttype"),
-        event.content_encoding,
-        header_length_of(event.attributes),
-    )
+    attributes = event.attributes
+    content_type = attributes.get("datacontenttype")
+    return decode_body(event.data, content_type, event.content_encoding, None, attributes)

@@ -5,8 +5,9 @@ request id may instead be the CloudEvent extension ``requestid``. Seldon's
 ``io.seldon.serving.feedback``: Seldon's Feedback message ``{"request", "response", "reward",
 "truth"}``; the inference is ``response.meta.puid`` (else the ``requestid`` extension) and the label
 is ``truth``'s data (``ndarray``, ``tensor``, ``jsonData`` or ``strData``). Either may name the model
-with the usual extensions (``namespace``, ``inferenceservicename``, ``endpoint``); without them the
-label applies to the request id alone.
+with the usual extensions (``namespace``, ``inferenceservicename``, ``component``, ``endpoint``);
+without them the label applies to the request id alone, and without ``component`` to every
+component's inference of it (a transformer's and its predictor's).
 """
 
 from __future__ import annotations

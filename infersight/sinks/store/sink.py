@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from infersight.binding import to_kafka_headers
+from infersight.binding import event_headers
 from infersight.records import Detection, InferenceRecord, RawEvent
 from infersight.sinks.base import Backpressure, Batch
 from infersight.sinks.deadletter import DeadLetters
@@ -122,8 +122,7 @@ class StoreSink:
         elif isinstance(item, Detection):
             self.deadletters.detection(item, "store_refused", reason)
         else:
-            headers = to_kafka_headers(item.attributes, item.content_encoding)
-            self.deadletters.send(None, item.data, headers, "store_refused", reason)
+            self.deadletters.send(None, item.data, event_headers(item), "store_refused", reason)
 
 
 def _reason(exc: BaseException) -> str:
