@@ -4,7 +4,8 @@ Writes: ``--records`` KServe v1 request/response pairs (4 features, decoded by t
 beforehand) go through ``SqlStore.write`` in batches of ``--batch``, one transaction each: the
 conversion to rows, the upsert and the feedback lookup are all timed. The baseline inserts the very
 same row values, already serialised, with the driver's plain ``executemany`` of an ``INSERT`` (one
-transaction per batch) into a fresh copy of the schema.
+transaction per batch) into a fresh copy of the schema. A full garbage collection before each side's
+clock starts keeps the garbage of building its input (the records, the serialised rows) out of it.
 
 Export: ``--export-rows`` stored inferences (bulk-loaded, outside the clock) are exported to
 Parquet by ``infersight.sinks.export.export``; the baseline is a bare ``SELECT`` of the same columns
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import gc
 import os
 import random
 import sqlite3
@@ -138,6 +140,7 @@ def bench_writes(
     kind: str, records: list[InferenceRecord], batch: int, workdir: Path, server: str | None
 ) -> dict[str, Any]:
     store = SqlStore(fresh_url(kind, workdir, server))
+    gc.collect()  # neither side pays for the garbage of building its input
     started = time.perf_counter()
     for start in range(0, len(records), batch):
         store.write(records[start : start + batch])
@@ -151,6 +154,7 @@ def bench_writes(
     params = [tuple(driver_value(c, row.get(c), kind) for c in COLUMNS) for row in rows]
     sql = insert_sql(kind)
     with raw_connection(baseline_url) as connection:
+        gc.collect()
         started = time.perf_counter()
         for start in range(0, len(params), batch):
             connection.cursor().executemany(sql, params[start : start + batch])

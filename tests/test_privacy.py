@@ -191,6 +191,7 @@ def test_only_the_sampled_share_is_stored_and_redacted_fields_never_reach_kafka_
         metrics = httpx.get(f"{ingest.url}/metrics").text
         dropped = 2 * (len(ids) - len([i for i in ids if sampled_in(IRIS, i, 0.5)]))
         assert (
-            f'infersight_sampled_out_total{{endpoint="canary",inferenceservice="iris",namespace="models"}} '
+            'infersight_sampled_out_total{component="predictor",endpoint="canary",inferenceservice="iris",'
+            f'namespace="models"}} '
             f"{float(dropped)}"
         ) in metrics

@@ -98,7 +98,9 @@ def test_a_detector_that_raises_stops_the_worker_without_committing_past_it(
     _, iforest = save_ks_and_iforest(tmp_path)
     config = tmp_path / "infersight.yaml"
     model = {"namespace": "models", "inferenceservice": "iris"}
-    model["detectors"] = [{"name": "iforest", "kind": "outlier", "uri": f"file://{iforest}"}]
+    model["detectors"] = [
+        {"name": "iforest", "kind": "outlier", "uri": f"file://{iforest}", "allow_unsafe_loading": True}
+    ]
     config.write_text(yaml.safe_dump({"models": [model]}))
     topic = f"test.raising.{uuid.uuid4().hex[:8]}"
     group = f"raising-{uuid.uuid4().hex[:6]}"

@@ -13,14 +13,13 @@ one a model moved to, goes on with the same window: every instance is tested in 
 from __future__ import annotations
 
 import io
-import struct
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
-import orjson
 
 from infersight.config import WindowConfig
+from infersight.statecodec import frame, unframe
 
 
 @dataclass(slots=True)
@@ -96,31 +95,24 @@ class WindowKeeper(Protocol):
     def save(self, model: Any, detector: str, window: Window | None) -> None: ...
 
 
-_LENGTH = struct.Struct(">I")
-
-
 def encode_window(window: Window) -> bytes:
-    """A JSON header (times, names, request ids), then the instances as ``.npy`` bytes."""
-    header = orjson.dumps(
-        {
-            "opened_at": window.opened_at,
-            "names": window.names,
-            "count": window.count,
-            "request_ids": window.request_ids,
-            "first_time": window.first_time if np.isfinite(window.first_time) else None,
-            "last_time": window.last_time if np.isfinite(window.last_time) else None,
-        }
-    )
+    """Times, names and request ids as the header, then the instances as ``.npy`` bytes."""
+    header = {
+        "opened_at": window.opened_at,
+        "names": window.names,
+        "count": window.count,
+        "request_ids": window.request_ids,
+        "first_time": window.first_time if np.isfinite(window.first_time) else None,
+        "last_time": window.last_time if np.isfinite(window.last_time) else None,
+    }
     rows = io.BytesIO()
     if window.chunks:
         np.save(rows, window.rows(), allow_pickle=False)
-    return _LENGTH.pack(len(header)) + header + rows.getvalue()
+    return frame(header, rows.getvalue())
 
 
 def decode_window(blob: bytes) -> Window:
-    (length,) = _LENGTH.unpack_from(blob)
-    header = orjson.loads(blob[_LENGTH.size : _LENGTH.size + length])
-    data = blob[_LENGTH.size + length :]
+    header, data = unframe(blob)
     chunks = [np.load(io.BytesIO(data), allow_pickle=False)] if data else []
     first, last = header["first_time"], header["last_time"]
     return Window(

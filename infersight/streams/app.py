@@ -264,11 +264,12 @@ class StreamWorker:
         event = self._read(value, headers)
         if event is None:
             return
-        model_key = event.model.partition_key.encode()
+        model = event.model
+        model_key = model.partition_key.encode()
         if key != model_key:
             self.publish(self.payloads, model_key, value or b"", list(headers or ()))
             return
-        self._take(event, model_key, state)
+        self._take(event, model, model_key, state)
 
     def _on_extra(self, value: bytes | None, key: bytes | None, timestamp: int, headers: Any) -> None:
         """Events from extra topics join the payloads under their model's key, to pair there.
@@ -300,8 +301,8 @@ class StreamWorker:
             self._dead_letter(value, headers, "invalid_event", str(exc))
             return None
 
-    def _take(self, received: RawEvent, model_key: bytes, state: State[str, bytes]) -> None:
-        self.metrics.observe_lag(received)
+    def _take(self, received: RawEvent, model: ModelRef, model_key: bytes, state: State[str, bytes]) -> None:
+        self.metrics.observe_lag(received, model)
         try:
             event = self.rules.apply(received)
         except InvalidEvent as exc:

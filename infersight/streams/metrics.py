@@ -6,7 +6,7 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from infersight.records import MODEL_LABELS, InferenceRecord, RawEvent
+from infersight.records import MODEL_LABELS, InferenceRecord, ModelRef, RawEvent
 from infersight.times import to_unix
 
 LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
@@ -56,8 +56,10 @@ class StreamMetrics:
             buckets=LAG_BUCKETS,
             registry=registry,
         )
+        self._lag_series: dict[tuple[str, ...], Histogram] = {}
 
-    def observe_lag(self, event: RawEvent) -> None:
+    def observe_lag(self, event: RawEvent, model: ModelRef) -> None:
+        """Now minus the event's own time; called for every event, so each model's series is kept."""
         text = event.attributes.get("time")
         if not text:
             return
@@ -65,7 +67,11 @@ class StreamMetrics:
             stamp = to_unix(text)
         except ValueError:
             return
-        self.lag.labels(*event.model.metric_labels).observe(max(0.0, time.time() - stamp))
+        labels = model.metric_labels
+        series = self._lag_series.get(labels)
+        if series is None:
+            series = self._lag_series[labels] = self.lag.labels(*labels)
+        series.observe(max(0.0, time.time() - stamp))
 
     def duplicate(self, event: RawEvent) -> None:
         self.duplicates.labels(*event.model.metric_labels).inc()

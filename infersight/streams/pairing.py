@@ -16,17 +16,14 @@ one row each.
 
 from __future__ import annotations
 
-import struct
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
-import orjson
-
 from infersight.records import REQUEST, Half, InferenceRecord, Payload, RawEvent, half_of, request_id_of
+from infersight.statecodec import frame, unframe
 
 Decoder = Callable[[RawEvent], Payload]
-_LENGTH = struct.Struct(">I")
 #: At most this many waiting halves are kept decoded in memory; past it they are parsed again.
 MAX_DECODED = 100_000
 
@@ -47,16 +44,13 @@ def pending_key(event: RawEvent) -> str:
 
 
 def encode_pending(event: RawEvent, received_at: float) -> bytes:
-    """A waiting half: a length-prefixed JSON header, then the body's bytes as they came."""
-    header = orjson.dumps([event.attributes, event.content_encoding, received_at])
-    return _LENGTH.pack(len(header)) + header + event.data
+    """A waiting half: its attributes, encoding and arrival as a header, the body's bytes as they came."""
+    return frame([event.attributes, event.content_encoding, received_at], event.data)
 
 
 def decode_pending(blob: bytes) -> tuple[RawEvent, float]:
-    (length,) = _LENGTH.unpack_from(blob)
-    attributes, encoding, received_at = orjson.loads(blob[_LENGTH.size : _LENGTH.size + length])
-    event = RawEvent(attributes=attributes, data=blob[_LENGTH.size + length :], content_encoding=encoding)
-    return event, float(received_at)
+    (attributes, encoding, received_at), data = unframe(blob)
+    return RawEvent(attributes=attributes, data=data, content_encoding=encoding), float(received_at)
 
 
 def fingerprint(event: RawEvent) -> int:

@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from infersight.sinks.store.types import json_text
+
 
 class StoreError(Exception):
     """The store cannot be used as configured; the message says why in one line."""
-
-
-#: A JSON ``\u0000`` escape, not preceded by a backslash that escapes its own backslash.
-_NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
-
-
-def _json(value: Any) -> str:
-    # NaN and infinities become null: PostgreSQL's jsonb refuses them and JSON has no spelling for them.
-    text = orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
-    # jsonb refuses NUL in strings too, and one such value would fail its batch on every retry:
-    # it is stored as U+FFFD (the raw body keeps the original bytes).
-    return _NUL_ESCAPE.sub(r"\1\\ufffd", text) if "\\u0000" in text else text
 
 
 def _unjson(value: Any) -> Any:
@@ -61,7 +50,7 @@ def make_engine(url: str) -> Engine:
     # pre-ping: a PostgreSQL restart must not fail the next batch with a dead pooled connection.
     engine = create_engine(
         target,
-        json_serializer=_json,
+        json_serializer=json_text,
         json_deserializer=_unjson,
         pool_pre_ping=not target.startswith("sqlite"),
     )

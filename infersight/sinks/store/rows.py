@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +14,7 @@ from infersight.records import ADVERSARIAL, OUTLIER, Detection, Half, InferenceR
 from infersight.sinks.store import tensors
 from infersight.sinks.store.feedback import Feedback, event_time
 from infersight.sinks.store.labels import kind_of, label_values, prediction_values
+from infersight.sinks.store.types import json_text, sqlite_time
 
 #: Columns of one half; a half stored first is kept, a missing half is filled in when it comes.
 REQUEST_COLUMNS = (
@@ -106,69 +108,163 @@ def _extension_json(attributes: dict[str, str], key: str) -> Any:
         return text
 
 
-def _half(half: Half | None, side: str) -> dict[str, Any]:
-    """The columns of one side (``request`` or ``response``); all None when that half is missing."""
-    request = side == "request"
-    names = REQUEST_COLUMNS if request else RESPONSE_COLUMNS
-    if half is None:
-        return dict.fromkeys(names)
-    received = utc(half.received_at)
+#: The columns of ``inferences`` that a write gives, in table order: all but ``id`` and the label's.
+INSERT_COLUMNS = (
+    "request_id",
+    "namespace",
+    "inferenceservice",
+    "endpoint",
+    "component",
+    "occurrence",
+    "time",
+    "protocol",
+    "instances",
+    *REQUEST_COLUMNS,
+    *RESPONSE_COLUMNS,
+    "metadata",
+    "annotations",
+    "scores",
+    "outlier",
+    "outlier_score",
+    "adversarial",
+    "adversarial_score",
+    "prediction",
+    "prediction_kind",
+    "stored_at",
+)
+_NO_HALF = (None,) * len(REQUEST_COLUMNS)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _json_or_null(value: Any) -> str | None:
+    """A JSON column's driver value: JSON text, or None (SQL NULL) for None, as ``json_type`` says."""
+    return None if value is None else json_text(value)
+
+
+@dataclass(frozen=True, slots=True)
+class ValueForm:
+    """How row values are handed over: ``time`` and ``json`` turn a time and a JSON column's value."""
+
+    time: Callable[[datetime], Any]
+    json: Callable[[Any], Any]
+
+
+#: Python values, as SQLAlchemy's column types take them.
+PYTHON = ValueForm(_same, _same)
+#: What the drivers take without SQLAlchemy's bind processing: JSON as text; on SQLite, times as text.
+SQLITE_DRIVER = ValueForm(sqlite_time, _json_or_null)
+POSTGRESQL_DRIVER = ValueForm(_same, _json_or_null)
+
+
+def driver_form(dialect: str) -> ValueForm:
+    return SQLITE_DRIVER if dialect == "sqlite" else POSTGRESQL_DRIVER
+
+
+def _half(
+    half: Half, request: bool, time: datetime, form: ValueForm
+) -> tuple[tuple[Any, ...], list[dict[str, Any]], int]:
+    """One side's column values (in ``REQUEST_COLUMNS`` order), its tensors as JSON, its instances.
+
+    ``time`` is the half's :func:`half_time`, read once by the caller.
+    """
     tensor_json = tensors.payload_json(half.payload)
     instances = tensors.instance_count(tensor_json)
-    schema = tensors.columns(tensor_json, instances, "input" if request else "output")
+    event = half.event
+    attributes = event.attributes
     values = (
-        half.event.attributes.get("id"),
-        half.event.attributes,
-        half.event.data,
-        half.event.content_encoding,
+        attributes.get("id"),
+        form.json(attributes),
+        event.data,
+        event.content_encoding,
         half.payload.protocol,
-        event_time(half.event.attributes, received),
-        received,
-        tensor_json,
-        orjson.dumps(schema).decode(),
+        form.time(time),
+        form.time(utc(half.received_at)),
+        form.json(tensor_json),
+        tensors.schema_json(tensor_json, instances, "input" if request else "output"),
     )
-    return dict(zip(names, values, strict=True))
+    return values, tensor_json, instances
+
+
+def inference_values(
+    record: InferenceRecord,
+    scores: dict[str, Any] | None,
+    stored_at: Any,
+    occurrence: str,
+    request_time: datetime | None,
+    response_time: datetime | None,
+    form: ValueForm,
+) -> tuple[Any, ...]:
+    """Every column of ``inferences`` in ``INSERT_COLUMNS`` order, handed over as ``form`` says.
+
+    ``scores`` is already merged with what is stored; ``stored_at`` already in ``form``;
+    ``occurrence`` the row's (that of the stored row the record completes, when not its own);
+    the halves' times are their :func:`half_time`, None for a missing half.
+    """
+    request, response = record.request, record.response
+    instances = 1
+    if request is not None:
+        if request_time is None:
+            raise ValueError(f"record {record.request_id}: its request's time is missing")
+        request_values, _, instances = _half(request, True, request_time, form)
+        first = request
+    else:
+        request_values = _NO_HALF
+    prediction = None
+    if response is not None:
+        if response_time is None:
+            raise ValueError(f"record {record.request_id}: its response's time is missing")
+        response_values, outputs, response_instances = _half(response, False, response_time, form)
+        prediction = prediction_values(outputs)
+        if request is None:
+            first, instances = response, response_instances
+    else:
+        response_values = _NO_HALF
+    if request is None and response is None:
+        raise ValueError(f"record {record.request_id} has neither a request nor a response")
+    attributes = first.event.attributes
+    outlier, outlier_score = flags(scores, OUTLIER) if scores else (None, None)
+    adversarial, adversarial_score = flags(scores, ADVERSARIAL) if scores else (None, None)
+    model = record.model
+    return (
+        record.request_id,
+        model.namespace,
+        model.inferenceservice,
+        model.endpoint,
+        model.component,
+        occurrence,
+        request_values[5] if request is not None else response_values[5],
+        first.payload.protocol or None,
+        instances,
+        *request_values,
+        *response_values,
+        form.json(_extension_json(attributes, "metadata")),
+        form.json(_extension_json(attributes, "annotations")),
+        form.json(scores or None),
+        outlier,
+        outlier_score,
+        adversarial,
+        adversarial_score,
+        form.json(prediction),
+        kind_of(prediction) if prediction else None,
+        stored_at,
+    )
 
 
 def inference_row(
     record: InferenceRecord, scores: dict[str, Any] | None, now: datetime, occurrence: str | None = None
 ) -> dict[str, Any]:
-    """Every column of ``inferences`` for one record; ``scores`` already merged with what is stored.
+    """Every column of ``inferences`` for one record, as Python values; ``scores`` already merged.
 
     ``occurrence`` is that of the stored row the record completes, when not its own.
     """
-    request, response = _half(record.request, "request"), _half(record.response, "response")
-    first = request if record.request is not None else response
-    prediction = prediction_values(response["outputs"]) if record.response is not None else None
-    half = record.request if record.request is not None else record.response
-    if half is None:
-        raise ValueError(f"record {record.request_id} has neither a request nor a response")
-    attributes = half.event.attributes
-    outlier, outlier_score = flags(scores or {}, OUTLIER)
-    adversarial, adversarial_score = flags(scores or {}, ADVERSARIAL)
-    return {
-        "request_id": record.request_id,
-        "namespace": record.model.namespace,
-        "inferenceservice": record.model.inferenceservice,
-        "endpoint": record.model.endpoint,
-        "component": record.model.component,
-        "occurrence": occurrence_of(record) if occurrence is None else occurrence,
-        "time": request["request_time"] or response["response_time"],
-        "protocol": first.get("request_protocol") or first.get("response_protocol"),
-        "instances": tensors.instance_count(first.get("inputs") or first.get("outputs") or []),
-        **request,
-        **response,
-        "metadata": _extension_json(attributes, "metadata"),
-        "annotations": _extension_json(attributes, "annotations"),
-        "scores": scores or None,
-        "outlier": outlier,
-        "outlier_score": outlier_score,
-        "adversarial": adversarial,
-        "adversarial_score": adversarial_score,
-        "prediction": prediction,
-        "prediction_kind": kind_of(prediction) if prediction else None,
-        "stored_at": now,
-    }
+    request_time = half_time(record.request) if record.request is not None else None
+    response_time = half_time(record.response) if record.response is not None else None
+    row = occurrence_of(record) if occurrence is None else occurrence
+    values = inference_values(record, scores, now, row, request_time, response_time, PYTHON)
+    return dict(zip(INSERT_COLUMNS, values, strict=True))
 
 
 def detection_row(detection: Detection, now: datetime) -> dict[str, Any]:

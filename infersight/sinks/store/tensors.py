@@ -137,3 +137,31 @@ def merge_kinds(first: str, second: str) -> str:
     if FLOAT in (first, second):
         return FLOAT
     return INT
+
+
+#: Schemas seen, by what decides them; a model's bodies mostly share one, so this stays small.
+_SCHEMAS: dict[tuple[Any, ...], str] = {}
+_SCHEMAS_KEPT = 4096
+
+
+def schema_json(tensors: Sequence[dict[str, Any]], instances: int, side: str) -> str:
+    """:func:`columns` as the JSON text of ``input_schema`` / ``output_schema``, ``[[column, kind], ...]``."""
+    key = (
+        side,
+        instances,
+        *[
+            (t["name"], t["kind"], tuple(t["shape"]), tuple(c) if (c := t.get("columns")) else c)
+            for t in tensors
+        ],
+    )
+    try:
+        return _SCHEMAS[key]
+    except KeyError:
+        pass
+    except TypeError:  # a name or column that cannot be hashed: nothing to keep
+        return orjson.dumps(columns(tensors, instances, side)).decode()
+    text = orjson.dumps(columns(tensors, instances, side)).decode()
+    if len(_SCHEMAS) >= _SCHEMAS_KEPT:
+        _SCHEMAS.clear()
+    _SCHEMAS[key] = text
+    return text

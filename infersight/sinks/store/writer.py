@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Connection, Engine, Table, and_, bindparam, case, func, select, tuple_, update
+import orjson
+from sqlalchemy import Connection, Dialect, Engine, Table, and_, bindparam, case, func, select, tuple_, update
+from sqlalchemy.exc import StatementError
 
 from infersight.config import StoreConfig
 from infersight.records import Detection, InferenceRecord, ModelRef, RawEvent
@@ -28,14 +30,16 @@ from infersight.sinks.store.labels import is_correct, kind_of, label_values
 from infersight.sinks.store.migrate import require_current, upgrade
 from infersight.sinks.store.models import DetectionRow, FeedbackRow, Inference, ModelAccuracy
 from infersight.sinks.store.rows import (
+    INSERT_COLUMNS,
     REQUEST_COLUMNS,
     RESPONSE_COLUMNS,
     ModelKey,
     RowKey,
     detection_row,
+    driver_form,
     feedback_row,
     half_time,
-    inference_row,
+    inference_values,
     occurrence_of,
     record_model_key,
     scores_json,
@@ -102,27 +106,41 @@ class StoredRow:
     scores: dict[str, Any] | None = None
 
 
-def _times(record: InferenceRecord) -> tuple[datetime | None, datetime | None]:
-    return (
+@dataclass(slots=True)
+class _Item:
+    """A record of the batch with what its row is found by, each read once per write."""
+
+    record: InferenceRecord
+    model: ModelKey
+    occurrence: str
+    request_time: datetime | None
+    response_time: datetime | None
+
+
+def _item(record: InferenceRecord) -> _Item:
+    return _Item(
+        record,
+        record_model_key(record),
+        occurrence_of(record),
         half_time(record.request) if record.request is not None else None,
         half_time(record.response) if record.response is not None else None,
     )
 
 
-def _row_for(record: InferenceRecord, rows: Sequence[StoredRow]) -> StoredRow | None:
-    """The row of ``record``'s model key that it belongs to; None when it is an inference of its own.
+def _row_for(item: _Item, rows: Sequence[StoredRow]) -> StoredRow | None:
+    """The row of ``item``'s model key that it belongs to; None when it is an inference of its own.
 
     A row holding one of its halves (a redelivery, paired this time or not), else the row of its
     occurrence, else, for a half alone, a row that waits for that half: a response completes the
     latest request at or before it, a request the earliest response at or after it.
     """
-    request_time, response_time = _times(record)
+    request_time, response_time = item.request_time, item.response_time
     for row in rows:
         if (request_time is not None and row.request_time == request_time) or (
             response_time is not None and row.response_time == response_time
         ):
             return row
-    occurrence = occurrence_of(record)
+    occurrence = item.occurrence
     for row in rows:
         if row.occurrence == occurrence:
             return row
@@ -145,6 +163,47 @@ def _row_for(record: InferenceRecord, rows: Sequence[StoredRow]) -> StoredRow | 
     return None
 
 
+def _merge(items: Sequence[_Item], stored: dict[ModelKey, list[StoredRow]]) -> dict[RowKey, _Item]:
+    """:func:`merge_records` on items: each merged item's times are those of its merged record."""
+    merged: dict[RowKey, _Item] = {}
+    for item in items:
+        known = stored.get(item.model)
+        if known is None:
+            known = stored[item.model] = []
+            row = None
+        else:
+            row = _row_for(item, known)
+        if row is None:
+            row = StoredRow(item.occurrence, item.request_time, item.response_time)
+            known.append(row)
+        else:
+            if row.request_time is None:
+                row.request_time = item.request_time
+            if row.response_time is None:
+                row.response_time = item.response_time
+        key = (*item.model, row.occurrence)
+        old = merged.get(key)
+        if old is None:
+            merged[key] = item
+            continue
+        record, first = item.record, old.record
+        request_from_old, response_from_old = first.request is not None, first.response is not None
+        merged[key] = _Item(
+            InferenceRecord(
+                request_id=record.request_id,
+                model=first.model,
+                request=first.request if request_from_old else record.request,
+                response=first.response if response_from_old else record.response,
+                scores=first.scores + record.scores,
+            ),
+            old.model,
+            old.occurrence,
+            old.request_time if request_from_old else item.request_time,
+            old.response_time if response_from_old else item.response_time,
+        )
+    return merged
+
+
 def merge_records(
     records: Sequence[InferenceRecord], stored: dict[ModelKey, list[StoredRow]] | None = None
 ) -> dict[RowKey, InferenceRecord]:
@@ -154,34 +213,8 @@ def merge_records(
     updated with the rows this batch adds or completes. Each record comes back under the key of
     the row it goes to: its own occurrence, or that of the stored row it completes.
     """
-    rows = stored if stored is not None else {}
-    merged: dict[RowKey, InferenceRecord] = {}
-    for record in records:
-        model = record_model_key(record)
-        known = rows.setdefault(model, [])
-        row = _row_for(record, known)
-        request_time, response_time = _times(record)
-        if row is None:
-            row = StoredRow(occurrence_of(record), request_time, response_time)
-            known.append(row)
-        else:
-            if row.request_time is None:
-                row.request_time = request_time
-            if row.response_time is None:
-                row.response_time = response_time
-        key = (*model, row.occurrence)
-        old = merged.get(key)
-        if old is None:
-            merged[key] = record
-            continue
-        merged[key] = InferenceRecord(
-            request_id=record.request_id,
-            model=old.model,
-            request=old.request if old.request is not None else record.request,
-            response=old.response if old.response is not None else record.response,
-            scores=old.scores + record.scores,
-        )
-    return merged
+    merged = _merge([_item(record) for record in records], stored if stored is not None else {})
+    return {key: item.record for key, item in merged.items()}
 
 
 def _names_model(feedback: Any, inference: Any) -> bool:
@@ -194,6 +227,19 @@ def _names_model(feedback: Any, inference: Any) -> bool:
         and feedback.inferenceservice in ("", inference.inferenceservice)
         and feedback.component in ("", inference.component)
     )
+
+
+def _driver_sql(statement: Any, dialect: Dialect) -> str:
+    """``statement`` as the driver's SQL, its parameters in ``INSERT_COLUMNS`` order, by position.
+
+    Rows go to the driver as they are (``rows.driver_form``), without SQLAlchemy's processing of
+    each value: on PostgreSQL the JSONB parameters are cast from text in the statement itself.
+    """
+    positional = cast(Any, type(dialect))(paramstyle="qmark" if dialect.name == "sqlite" else "format")
+    compiled = statement.compile(dialect=positional, column_keys=list(INSERT_COLUMNS))
+    if tuple(compiled.positiontup or ()) != INSERT_COLUMNS:
+        raise RuntimeError(f"the upsert takes its parameters in another order: {compiled.positiontup}")
+    return str(compiled)
 
 
 def _inference_upsert(dialect: str) -> Any:
@@ -232,7 +278,8 @@ class SqlStore:
         else:
             require_current(self.engine)
         self._dialect = self.engine.dialect.name
-        self._upsert_inferences = _inference_upsert(self._dialect)
+        self._form = driver_form(self._dialect)
+        self._upsert_inferences = _driver_sql(_inference_upsert(self._dialect), self.engine.dialect)
         self._insert_detections = (
             insert(DETECTIONS, self._dialect)
             .on_conflict_do_nothing(index_elements=["id"])
@@ -291,18 +338,29 @@ class SqlStore:
             except FeedbackError as exc:
                 invalid += 1
                 log.warning("feedback event %s skipped: %s", event.attributes.get("id"), exc)
+        items = [_item(record) for record in records]
         with self.engine.begin() as connection:
-            stored = self._stored(connection, records)
+            stored = self._stored(connection, items)
             scores_of = {
                 (*model, row.occurrence): row.scores or {} for model, found in stored.items() for row in found
             }
-            merged = merge_records(records, stored)
+            merged = _merge(items, stored)
+            form = self._form
+            stored_at = form.time(now)
             rows = []
-            for key, record in merged.items():
-                scores = scores_of.get(key, {}) | scores_json(record.scores) if record.scores else None
-                rows.append(inference_row(record, scores, now, occurrence=key[-1]))
+            try:
+                for key, item in merged.items():
+                    record = item.record
+                    scores = scores_of.get(key, {}) | scores_json(record.scores) if record.scores else None
+                    rows.append(
+                        inference_values(
+                            record, scores, stored_at, key[-1], item.request_time, item.response_time, form
+                        )
+                    )
+            except orjson.JSONEncodeError as exc:  # refused as SQLAlchemy's JSON type refuses it
+                raise StatementError(f"a JSON value cannot be written: {exc}", None, None, exc) from exc
             if rows:
-                connection.execute(self._upsert_inferences, rows)
+                connection.exec_driver_sql(self._upsert_inferences, rows)
             new_detections = 0
             if detections:
                 unique = {d.id: detection_row(d, now) for d in detections}
@@ -311,7 +369,9 @@ class SqlStore:
             if feedback_rows:
                 for row in connection.execute(self._insert_feedback, feedback_rows).all():
                     by_model[ModelRef(*row)] += 1
-            touched = {r.request_id for r in merged.values()} | {row["request_id"] for row in feedback_rows}
+            touched = {item.record.request_id for item in merged.values()} | {
+                row["request_id"] for row in feedback_rows
+            }
             labelled, changed = self._apply_labels(connection, sorted(touched))
             accuracy = self._accuracy(connection, changed)
         return WriteCounts(
@@ -329,19 +389,17 @@ class SqlStore:
         with self.engine.connect() as connection:
             return self._accuracy(connection, None)
 
-    def _stored(
-        self, connection: Connection, records: Sequence[InferenceRecord]
-    ) -> dict[ModelKey, list[StoredRow]]:
+    def _stored(self, connection: Connection, items: Sequence[_Item]) -> dict[ModelKey, list[StoredRow]]:
         """The rows already stored for these records' request ids, by model key, with their scores.
 
         What tells a redelivered or completing half from a new inference under a reused request
         id, and keeps a detector's verdict on one half when the other comes.
         """
-        wanted = {record_model_key(record) for record in records}
+        wanted = {item.model for item in items}
         found: dict[ModelKey, list[StoredRow]] = defaultdict(list)
         c = INFERENCES.c
         columns = (c.request_id, c.namespace, c.inferenceservice, c.component, c.occurrence)
-        for chunk in _chunks(sorted({r.request_id for r in records})):
+        for chunk in _chunks(sorted({item.record.request_id for item in items})):
             query = select(*columns, c.request_time, c.response_time, c.scores).where(c.request_id.in_(chunk))
             for row in connection.execute(query):
                 model = (row.request_id, row.namespace, row.inferenceservice, row.component)
