@@ -9,16 +9,16 @@ from infersight.streams.pairing import Pairer, decode_pending, encode_pending, p
 MODEL = b"ns/iris"
 
 
-class DictState(dict[str, bytes]):
+class DictState(dict[bytes, bytes]):
     """The engine's per-key state, in memory."""
 
-    def get_bytes(self, key: str, default: None = None) -> bytes | None:
+    def get_bytes(self, key: bytes, default: None = None) -> bytes | None:
         return self.get(key, default)
 
-    def set_bytes(self, key: str, value: bytes) -> None:
+    def set_bytes(self, key: bytes, value: bytes) -> None:
         self[key] = value
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: bytes) -> None:
         self.pop(key, None)
 
 
@@ -143,4 +143,4 @@ def test_the_memory_of_handed_on_inferences_is_bounded() -> None:
     # The three newest are remembered; the two oldest wait again as if new.
     for n in range(5):
         offer(pairer, state, kserve(str(n), "request", REQUEST), 2.0)
-    assert sorted(key.split("|")[1] for key in state) == ["0", "1"]
+    assert sorted(key.split(b"|")[1] for key in state) == [b"0", b"1"]

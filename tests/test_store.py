@@ -450,3 +450,69 @@ def test_text_postgresql_cannot_hold_is_stored_without_stopping_the_writer(store
     values = {value for tensor in row.inputs or [] for value in tensor["data"]}
     assert {"a\ufffdb", "\\u0000 stays as typed"} <= values
     assert row.request_body is not None and b"\\u0000" in row.request_body  # the body as sent
+
+
+def test_rows_reach_the_driver_as_sqlalchemy_would_store_them(store: SqlStore) -> None:
+    """The writer hands its rows to the driver itself: what it stores is what SQLAlchemy's types would."""
+    from dataclasses import replace
+
+    from sqlalchemy.orm import Session
+
+    from infersight.records import RawEvent
+    from infersight.sinks.store.rows import inference_row, scores_json
+    from infersight.sinks.store.writer import INFERENCES
+    from tests.store_data import half
+
+    untimed = record("untimed", v1_request([SETOSA]), v1_response([1]), offset_s=7)
+    bad_time = record("bad-time", v1_request([SETOSA]), None, offset_s=8)
+    wide = record("wide", v1_request([SETOSA]), v1_response([1.0]), offset_s=4)
+    assert untimed.request is not None and untimed.response is not None and bad_time.request is not None
+    assert wide.request is not None
+    # A number past 64 bits beside a string: an object array.
+    body = b'{"instances": [[1180591620717411303424, "x"]]}'
+    wide = replace(wide, request=half(RawEvent(dict(wide.request.event.attributes), body), BASE_TIME))
+    del untimed.request.event.attributes["time"], untimed.response.event.attributes["time"]
+    bad_time.request.event.attributes["time"] = "not a time"
+    batch = [
+        record("v1", v1_request([SETOSA, VIRGINICA]), v1_response([0, 2]), scores=(outlier_score(2.5),)),
+        record(
+            "v2", v2_request([VIRGINICA]), v2_response([[0.1, 0.2, 0.7]]), scores=(adversarial_score(0.1),)
+        ),
+        record("request-only", v2_request([SETOSA]), None, offset_s=1),
+        record("response-only", None, v1_response([1]), offset_s=2),
+        record("strings", {"instances": [{"name": "a\x00b", "note": "\\u0000"}]}, v1_response(["setosa"])),
+        record("raw", {"anything": [1, 2]}, {"other": True}, offset_s=3),
+        wide,
+        record("regression", v1_request([SETOSA]), v1_response([0.25]), offset_s=5.000001),
+        untimed,
+        bad_time,
+    ]
+    store.write(batch)
+    with Session(store.engine) as session:
+        [now] = set(session.execute(select(Inference.stored_at)).scalars())
+    written = rows(store, "inferences")
+    assert len(written) == len(batch)
+
+    with store.engine.begin() as connection:
+        connection.execute(INFERENCES.delete())
+        references = [inference_row(r, scores_json(r.scores) if r.scores else None, now) for r in batch]
+        connection.execute(INFERENCES.insert(), references)
+    expected = rows(store, "inferences")
+
+    def by_identity(found: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+        return {(row["request_id"], row["occurrence"]): {**row, "id": None} for row in found}
+
+    assert by_identity(written) == by_identity(expected)
+
+
+def test_json_integers_past_64_bits_are_written_as_the_floats_readers_make_of_them() -> None:
+    """orjson refuses them; a hostile body's integer must not fail its batch on every retry."""
+    import orjson
+
+    from infersight.sinks.store.types import json_text
+
+    text = json_text({"wide": [2**70, -(2**70), 2**64 - 1, -(2**63), 10**400, True], "nul": "a\x00b"})
+    assert orjson.loads(text) == {
+        "wide": [2.0**70, -(2.0**70), 2**64 - 1, -(2**63), None, True],
+        "nul": "a\ufffdb",
+    }

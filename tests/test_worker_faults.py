@@ -160,7 +160,7 @@ def online_detector(folder: Path) -> Path:
 
 def detector_clock(state_root: Path) -> int:
     """The ``t`` the iris model's online detector last saved: how many instances it has seen."""
-    saved = sorted(state_root.glob("models/iris/*/online/*.npz"))
+    saved = sorted(state_root.glob("models/iris/**/online/*.npz"))
     return int(np.load(saved[0])["t"]) if saved else -1
 
 

@@ -88,6 +88,11 @@ class ReplySink:
             if self.deadletters is not None:
                 self.deadletters.detection(detection, "reply_failed", reason)
 
+    @property
+    def pending(self) -> bool:
+        """Detections given up on, to dead-letter at the next flush."""
+        return not self.given_up.empty()
+
     def start(self) -> None:
         if self._thread is None:
             self._stopping.clear()

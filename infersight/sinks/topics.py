@@ -29,6 +29,10 @@ class DetectionsTopic:
     def flush(self) -> None:
         pass
 
+    @property
+    def pending(self) -> bool:
+        return False
+
 
 class RecordsTopic:
     """Each record (scores included) as JSON, keyed by model."""
@@ -45,3 +49,7 @@ class RecordsTopic:
 
     def flush(self) -> None:
         pass
+
+    @property
+    def pending(self) -> bool:
+        return False

@@ -52,6 +52,7 @@ from infersight.sinks.reply import ReplySink
 from infersight.sinks.store import SqlStore
 from infersight.sinks.store.sink import StoreSink
 from infersight.sinks.topics import DetectionsTopic, RecordsTopic
+from infersight.statecodec import frame
 from infersight.streams.batches import HandOff
 from infersight.streams.decode import DecodeError, decode_event
 from infersight.streams.health import HealthServer
@@ -67,6 +68,8 @@ TICK_SECONDS = 0.2
 PREFIX_SEPARATOR = b"|"
 #: Appended to a model's key for the state of its open drift windows (no Kafka key holds a NUL).
 WINDOWS_PREFIX = b"\x00windows"
+#: The worker's own state, beside the models' (a NUL again: it is no model's key).
+WORKER_PREFIX = b"\x00worker"
 
 
 class WorkerFailed(Exception):
@@ -125,8 +128,8 @@ class EngineWindows:
             state.set_bytes(_window_key(model, detector), encode_window(window))
 
 
-def _window_key(model: ModelRef, detector: str) -> str:
-    return f"{detector}|{getattr(model, 'component', '')}|{model.endpoint}"
+def _window_key(model: ModelRef, detector: str) -> bytes:
+    return f"{detector}|{model.component}|{model.endpoint}".encode()
 
 
 class StreamWorker:
@@ -259,7 +262,7 @@ class StreamWorker:
                 self.store.close()
 
     def _on_payload(
-        self, value: bytes | None, key: bytes | None, timestamp: int, headers: Any, state: State[str, bytes]
+        self, value: bytes | None, key: bytes | None, timestamp: int, headers: Any, state: State[bytes, bytes]
     ) -> None:
         event = self._read(value, headers)
         if event is None:
@@ -301,7 +304,9 @@ class StreamWorker:
             self._dead_letter(value, headers, "invalid_event", str(exc))
             return None
 
-    def _take(self, received: RawEvent, model: ModelRef, model_key: bytes, state: State[str, bytes]) -> None:
+    def _take(
+        self, received: RawEvent, model: ModelRef, model_key: bytes, state: State[bytes, bytes]
+    ) -> None:
         self.metrics.observe_lag(received, model)
         try:
             event = self.rules.apply(received)
@@ -361,9 +366,9 @@ class StreamWorker:
                 self._next_save = now + self.settings.detections.state_save_seconds
                 self.runner.save_states()
         if self.hand_off.pending and checkpoint.empty():
-            self._flush_idle()
+            self._mark_checkpoint(checkpoint)
 
-    def window_state(self, model: ModelRef) -> State[str, bytes] | None:
+    def window_state(self, model: ModelRef) -> State[bytes, bytes] | None:
         """The state that keeps ``model``'s open windows, while its partition is this worker's."""
         prefix = model.partition_key.encode()
         partition = self._partition_of.get(prefix)
@@ -374,12 +379,18 @@ class StreamWorker:
         transaction = checkpoint.get_store_transaction(self.dataframe.stream_id, partition)
         return transaction.as_state(prefix=prefix + WINDOWS_PREFIX)
 
-    def _flush_idle(self) -> None:
-        """Detections of windows closed by time while no record came: no offsets wait on them."""
-        try:
-            self.hand_off.flush()
-        except Backpressure as exc:
-            log.warning("a sink pushed back (%s); trying again", exc)
+    def _mark_checkpoint(self, checkpoint: Any) -> None:
+        """Work is waiting but no record came: a state write makes the engine commit this checkpoint.
+
+        The engine closes a checkpoint with no offsets and no state change without flushing the
+        sinks (and with exactly-once aborts its transaction), so a window closed by time, or a
+        detection the reply URL gave up on, would wait for the next record.
+        """
+        partitions = self.app._state_manager.get_store(self.dataframe.stream_id).partitions
+        if not partitions:
+            return
+        transaction = checkpoint.get_store_transaction(self.dataframe.stream_id, min(partitions))
+        transaction.as_state(prefix=WORKER_PREFIX).set_bytes(b"flushed", frame(time.time(), b""))
 
     def _follow_assignment(self) -> None:
         """Index the waiting halves of partitions this worker was given; let go of those it lost."""
@@ -400,6 +411,6 @@ class StreamWorker:
                 rocksdb = cast(RocksDBStorePartition, store_partition)
                 for stored_key, blob in rocksdb.iter_items(lower_bound=b""):
                     prefix = stored_key.split(PREFIX_SEPARATOR, 1)[0]
-                    if not prefix.endswith(WINDOWS_PREFIX):
+                    if b"\x00" not in prefix:  # what the worker keeps for itself is no half
                         self.pairer.restore(partition, prefix, blob)
         self._partitions = partitions

@@ -57,7 +57,10 @@ class HandOff:
 
     @property
     def pending(self) -> bool:
-        return bool(self._records or self._feedback or self._detections)
+        """Whether a flush has work to do: collected items, or a sink's own (a dead letter to send)."""
+        return bool(self._records or self._feedback or self._detections) or any(
+            sink.pending for sink in self.sinks
+        )
 
     def flush(self) -> None:
         """Score, write and flush this checkpoint's batch; raises Backpressure to have it read again."""

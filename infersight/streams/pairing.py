@@ -31,16 +31,19 @@ MAX_DECODED = 100_000
 class PendingState(Protocol):
     """The part of the engine's per-key state that pairing uses."""
 
-    def get_bytes(self, key: str, default: None = None) -> bytes | None: ...
+    def get_bytes(self, key: bytes, default: None = None) -> bytes | None: ...
 
-    def set_bytes(self, key: str, value: bytes) -> None: ...
+    def set_bytes(self, key: bytes, value: bytes) -> None: ...
 
-    def delete(self, key: str) -> None: ...
+    def delete(self, key: bytes) -> None: ...
 
 
-def pending_key(event: RawEvent) -> str:
-    """What a request shares with its response within its model: component and request id."""
-    return f"{event.attributes.get('component', '')}|{request_id_of(event)}"
+def pending_key(event: RawEvent) -> bytes:
+    """What a request shares with its response within its model: component and request id.
+
+    Bytes, so that the engine's state takes it as it is instead of serialising it as JSON.
+    """
+    return f"{event.attributes.get('component', '')}|{request_id_of(event)}".encode()
 
 
 def encode_pending(event: RawEvent, received_at: float) -> bytes:
@@ -84,12 +87,12 @@ class PendingIndex:
     """
 
     def __init__(self) -> None:
-        self._partitions: dict[int, OrderedDict[tuple[bytes, str], float]] = {}
+        self._partitions: dict[int, OrderedDict[tuple[bytes, bytes], float]] = {}
 
-    def add(self, partition: int, prefix: bytes, key: str, arrived: float) -> None:
+    def add(self, partition: int, prefix: bytes, key: bytes, arrived: float) -> None:
         self._partitions.setdefault(partition, OrderedDict())[(prefix, key)] = arrived
 
-    def remove(self, partition: int, prefix: bytes, key: str) -> None:
+    def remove(self, partition: int, prefix: bytes, key: bytes) -> None:
         waiting = self._partitions.get(partition)
         if waiting is not None:
             waiting.pop((prefix, key), None)
@@ -97,7 +100,7 @@ class PendingIndex:
     def drop(self, partition: int) -> None:
         self._partitions.pop(partition, None)
 
-    def due(self, cutoff: float) -> Iterator[tuple[int, bytes, str]]:
+    def due(self, cutoff: float) -> Iterator[tuple[int, bytes, bytes]]:
         """Halves that arrived before ``cutoff``, taken out of the index as they are yielded."""
         for partition, waiting in self._partitions.items():
             while waiting:
@@ -135,11 +138,11 @@ class Pairer:
         self.on_duplicate = on_duplicate
         self.index = PendingIndex()
         # Inferences handed on, oldest first: when, and the fingerprints of their halves.
-        self._handed_on: OrderedDict[tuple[bytes, str], tuple[float, frozenset[int]]] = OrderedDict()
+        self._handed_on: OrderedDict[tuple[bytes, bytes], tuple[float, frozenset[int]]] = OrderedDict()
         # Waiting halves as decoded on arrival, so that a body is parsed once.
-        self._decoded: dict[tuple[bytes, str], Half] = {}
-        self._remembered: dict[tuple[bytes, str], tuple[float, frozenset[int]]] = {}
-        self._expired: list[tuple[int, bytes, str, float]] = []
+        self._decoded: dict[tuple[bytes, bytes], Half] = {}
+        self._remembered: dict[tuple[bytes, bytes], tuple[float, frozenset[int]]] = {}
+        self._expired: list[tuple[int, bytes, bytes, float]] = []
 
     def offer(self, state: PendingState, partition: int, prefix: bytes, half: Half) -> list[InferenceRecord]:
         """The records ``half`` completes: with the half waiting in ``state``, if there is one.
@@ -174,7 +177,9 @@ class Pairer:
             self._decoded[(prefix, key)] = half
         return records
 
-    def expire(self, state: PendingState, partition: int, prefix: bytes, key: str) -> InferenceRecord | None:
+    def expire(
+        self, state: PendingState, partition: int, prefix: bytes, key: bytes
+    ) -> InferenceRecord | None:
         """The half waiting under ``key`` as a record alone; None when it paired or left meanwhile."""
         stored = state.get_bytes(key)
         if stored is None:
@@ -186,7 +191,7 @@ class Pairer:
         self._remember(prefix, key, half.received_at, frozenset({fingerprint(half.event)}))
         return lone_record(half)
 
-    def due(self, now: float) -> list[tuple[int, bytes, str]]:
+    def due(self, now: float) -> list[tuple[int, bytes, bytes]]:
         """The waiting halves whose time is up."""
         return list(self.index.due(now - self.timeout))
 
@@ -224,14 +229,14 @@ class Pairer:
         self._expired.clear()
         self._decoded.clear()
 
-    def _waiting(self, prefix: bytes, key: str, stored: bytes) -> Half:
+    def _waiting(self, prefix: bytes, key: bytes, stored: bytes) -> Half:
         event, arrived = decode_pending(stored)
         cached = self._decoded.get((prefix, key))
         if cached is not None and cached.received_at == arrived and cached.event.data == event.data:
             return cached
         return Half(event=event, payload=self.decode(event), received_at=arrived)
 
-    def _was_handed_on(self, prefix: bytes, key: str, mark: int) -> bool:
+    def _was_handed_on(self, prefix: bytes, key: bytes, mark: int) -> bool:
         for memory in (self._remembered, self._handed_on):
             handed_on = memory.get((prefix, key))
             if handed_on is not None and mark in handed_on[1]:
@@ -242,7 +247,7 @@ class Pairer:
         if self.on_duplicate is not None:
             self.on_duplicate(event)
 
-    def _remember(self, prefix: bytes, key: str, when: float, marks: frozenset[int]) -> None:
+    def _remember(self, prefix: bytes, key: bytes, when: float, marks: frozenset[int]) -> None:
         if self.dedupe_max_keys and self.dedupe_seconds:
             earlier = self._remembered.get((prefix, key))
             self._remembered[(prefix, key)] = (when, marks | earlier[1] if earlier else marks)

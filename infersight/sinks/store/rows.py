@@ -12,9 +12,10 @@ import orjson
 
 from infersight.records import ADVERSARIAL, OUTLIER, Detection, Half, InferenceRecord, Score
 from infersight.sinks.store import tensors
-from infersight.sinks.store.feedback import Feedback, event_time
+from infersight.sinks.store.feedback import Feedback
 from infersight.sinks.store.labels import kind_of, label_values, prediction_values
-from infersight.sinks.store.types import json_text, sqlite_time
+from infersight.sinks.store.types import json_text, sqlite_seconds, sqlite_time
+from infersight.times import parse_time
 
 #: Columns of one half; a half stored first is kept, a missing half is filled in when it comes.
 REQUEST_COLUMNS = (
@@ -72,8 +73,17 @@ def record_key(record: InferenceRecord, occurrence: str | None = None) -> RowKey
 
 
 def half_time(half: Half) -> datetime:
-    """A half's time as its ``request_time`` or ``response_time`` column holds it."""
-    return event_time(half.event.attributes, utc(half.received_at))
+    """A half's time as its ``request_time`` or ``response_time`` column holds it.
+
+    ``feedback.event_time``, with the time received worked out only when the event has no time.
+    """
+    text = half.event.attributes.get("time")
+    if text:
+        try:
+            return parse_time(text)
+        except ValueError:
+            pass
+    return utc(half.received_at)
 
 
 def scores_json(scores: Iterable[Score]) -> dict[str, Any]:
@@ -135,8 +145,94 @@ INSERT_COLUMNS = (
 _NO_HALF = (None,) * len(REQUEST_COLUMNS)
 
 
+def _half(half: Half | None, side: str) -> dict[str, Any]:
+    """The columns of one side (``request`` or ``response``); all None when that half is missing."""
+    request = side == "request"
+    names = REQUEST_COLUMNS if request else RESPONSE_COLUMNS
+    if half is None:
+        return dict.fromkeys(names)
+    received = utc(half.received_at)
+    tensor_json = tensors.payload_json(half.payload)
+    instances = tensors.instance_count(tensor_json)
+    schema = tensors.columns(tensor_json, instances, "input" if request else "output")
+    values = (
+        half.event.attributes.get("id"),
+        half.event.attributes,
+        half.event.data,
+        half.event.content_encoding,
+        half.payload.protocol,
+        half_time(half),
+        received,
+        tensor_json,
+        orjson.dumps(schema).decode(),
+    )
+    return dict(zip(names, values, strict=True))
+
+
+def inference_row(
+    record: InferenceRecord, scores: dict[str, Any] | None, now: datetime, occurrence: str | None = None
+) -> dict[str, Any]:
+    """Every column of ``inferences`` for one record, as Python values; ``scores`` already merged.
+
+    ``occurrence`` is that of the stored row the record completes, when not its own. What
+    SQLAlchemy's column types take; :func:`inference_values` gives the same values as the
+    drivers take them.
+    """
+    request, response = _half(record.request, "request"), _half(record.response, "response")
+    first = request if record.request is not None else response
+    prediction = prediction_values(response["outputs"]) if record.response is not None else None
+    half = record.request if record.request is not None else record.response
+    if half is None:
+        raise ValueError(f"record {record.request_id} has neither a request nor a response")
+    attributes = half.event.attributes
+    outlier, outlier_score = flags(scores or {}, OUTLIER)
+    adversarial, adversarial_score = flags(scores or {}, ADVERSARIAL)
+    return {
+        "request_id": record.request_id,
+        "namespace": record.model.namespace,
+        "inferenceservice": record.model.inferenceservice,
+        "endpoint": record.model.endpoint,
+        "component": record.model.component,
+        "occurrence": occurrence_of(record) if occurrence is None else occurrence,
+        "time": request["request_time"] or response["response_time"],
+        "protocol": first.get("request_protocol") or first.get("response_protocol"),
+        "instances": tensors.instance_count(first.get("inputs") or first.get("outputs") or []),
+        **request,
+        **response,
+        "metadata": _extension_json(attributes, "metadata"),
+        "annotations": _extension_json(attributes, "annotations"),
+        "scores": scores or None,
+        "outlier": outlier,
+        "outlier_score": outlier_score,
+        "adversarial": adversarial,
+        "adversarial_score": adversarial_score,
+        "prediction": prediction,
+        "prediction_kind": kind_of(prediction) if prediction else None,
+        "stored_at": now,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class DriverForm:
+    """How a dialect's driver takes a row's times; JSON goes to both as text (``types.json_text``)."""
+
+    #: An aware time.
+    time: Callable[[datetime], Any]
+    #: Unix seconds (when a half was received), as ``time(utc(seconds))`` gives them.
+    seconds: Callable[[float], Any]
+
+
 def _same(value: Any) -> Any:
     return value
+
+
+#: SQLite's driver takes times as SQLAlchemy writes them, as text; psycopg takes aware datetimes.
+SQLITE_FORM = DriverForm(sqlite_time, sqlite_seconds)
+POSTGRESQL_FORM = DriverForm(_same, utc)
+
+
+def driver_form(dialect: str) -> DriverForm:
+    return SQLITE_FORM if dialect == "sqlite" else POSTGRESQL_FORM
 
 
 def _json_or_null(value: Any) -> str | None:
@@ -144,48 +240,29 @@ def _json_or_null(value: Any) -> str | None:
     return None if value is None else json_text(value)
 
 
-@dataclass(frozen=True, slots=True)
-class ValueForm:
-    """How row values are handed over: ``time`` and ``json`` turn a time and a JSON column's value."""
-
-    time: Callable[[datetime], Any]
-    json: Callable[[Any], Any]
-
-
-#: Python values, as SQLAlchemy's column types take them.
-PYTHON = ValueForm(_same, _same)
-#: What the drivers take without SQLAlchemy's bind processing: JSON as text; on SQLite, times as text.
-SQLITE_DRIVER = ValueForm(sqlite_time, _json_or_null)
-POSTGRESQL_DRIVER = ValueForm(_same, _json_or_null)
-
-
-def driver_form(dialect: str) -> ValueForm:
-    return SQLITE_DRIVER if dialect == "sqlite" else POSTGRESQL_DRIVER
-
-
-def _half(
-    half: Half, request: bool, time: datetime, form: ValueForm
-) -> tuple[tuple[Any, ...], list[dict[str, Any]], int]:
-    """One side's column values (in ``REQUEST_COLUMNS`` order), its tensors as JSON, its instances.
+def _half_values(
+    half: Half, side: str, time: datetime, form: DriverForm
+) -> tuple[tuple[Any, ...], dict[str, Any] | None, int]:
+    """One side's columns (in ``REQUEST_COLUMNS`` order), its first tensor's JSON, its instances.
 
     ``time`` is the half's :func:`half_time`, read once by the caller.
     """
-    tensor_json = tensors.payload_json(half.payload)
-    instances = tensors.instance_count(tensor_json)
+    payload = half.payload
+    text, schema, instances, first = tensors.payload_text(payload, side)
     event = half.event
     attributes = event.attributes
     values = (
         attributes.get("id"),
-        form.json(attributes),
+        json_text(attributes),
         event.data,
         event.content_encoding,
-        half.payload.protocol,
+        payload.protocol,
         form.time(time),
-        form.time(utc(half.received_at)),
-        form.json(tensor_json),
-        tensors.schema_json(tensor_json, instances, "input" if request else "output"),
+        form.seconds(half.received_at),
+        text,
+        schema,
     )
-    return values, tensor_json, instances
+    return values, first, instances
 
 
 def inference_values(
@@ -195,33 +272,31 @@ def inference_values(
     occurrence: str,
     request_time: datetime | None,
     response_time: datetime | None,
-    form: ValueForm,
+    form: DriverForm,
 ) -> tuple[Any, ...]:
-    """Every column of ``inferences`` in ``INSERT_COLUMNS`` order, handed over as ``form`` says.
+    """:func:`inference_row` in ``INSERT_COLUMNS`` order, each value as ``form``'s driver takes it.
 
-    ``scores`` is already merged with what is stored; ``stored_at`` already in ``form``;
-    ``occurrence`` the row's (that of the stored row the record completes, when not its own);
-    the halves' times are their :func:`half_time`, None for a missing half.
+    What SQLAlchemy's column types would hand the driver for that row, without their processing
+    of each value. ``stored_at`` is already in ``form``; ``occurrence`` is the row's; the halves'
+    times are their :func:`half_time`, None for a missing half.
     """
     request, response = record.request, record.response
-    instances = 1
     if request is not None:
         if request_time is None:
-            raise ValueError(f"record {record.request_id}: its request's time is missing")
-        request_values, _, instances = _half(request, True, request_time, form)
+            raise ValueError(f"record {record.request_id}: the time of its request is missing")
+        request_values, _, instances = _half_values(request, "input", request_time, form)
         first = request
     else:
         request_values = _NO_HALF
-    prediction = None
     if response is not None:
         if response_time is None:
-            raise ValueError(f"record {record.request_id}: its response's time is missing")
-        response_values, outputs, response_instances = _half(response, False, response_time, form)
-        prediction = prediction_values(outputs)
+            raise ValueError(f"record {record.request_id}: the time of its response is missing")
+        response_values, output, response_instances = _half_values(response, "output", response_time, form)
+        prediction = prediction_values([output] if output is not None else [])
         if request is None:
             first, instances = response, response_instances
     else:
-        response_values = _NO_HALF
+        response_values, prediction = _NO_HALF, None
     if request is None and response is None:
         raise ValueError(f"record {record.request_id} has neither a request nor a response")
     attributes = first.event.attributes
@@ -240,31 +315,17 @@ def inference_values(
         instances,
         *request_values,
         *response_values,
-        form.json(_extension_json(attributes, "metadata")),
-        form.json(_extension_json(attributes, "annotations")),
-        form.json(scores or None),
+        _json_or_null(_extension_json(attributes, "metadata")),
+        _json_or_null(_extension_json(attributes, "annotations")),
+        _json_or_null(scores or None),
         outlier,
         outlier_score,
         adversarial,
         adversarial_score,
-        form.json(prediction),
+        _json_or_null(prediction),
         kind_of(prediction) if prediction else None,
         stored_at,
     )
-
-
-def inference_row(
-    record: InferenceRecord, scores: dict[str, Any] | None, now: datetime, occurrence: str | None = None
-) -> dict[str, Any]:
-    """Every column of ``inferences`` for one record, as Python values; ``scores`` already merged.
-
-    ``occurrence`` is that of the stored row the record completes, when not its own.
-    """
-    request_time = half_time(record.request) if record.request is not None else None
-    response_time = half_time(record.response) if record.response is not None else None
-    row = occurrence_of(record) if occurrence is None else occurrence
-    values = inference_values(record, scores, now, row, request_time, response_time, PYTHON)
-    return dict(zip(INSERT_COLUMNS, values, strict=True))
 
 
 def detection_row(detection: Detection, now: datetime) -> dict[str, Any]:

@@ -74,6 +74,10 @@ class StoreSink:
         self._items: list[Item] = []
         self._failures = 0
 
+    @property
+    def pending(self) -> bool:
+        return bool(self._items)
+
     def write(self, batch: Batch) -> None:
         self._items.extend(batch.records)
         self._items.extend(batch.detections)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import base64
 import math
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 import orjson
 
 from infersight.records import Payload, Tensor
+from infersight.sinks.store.types import json_bytes, json_column_text
 
 #: Tensor names that only say where the protocol put the data; features are then named by index.
 GENERIC_NAMES: Final = frozenset(
@@ -35,7 +36,7 @@ def _text(value: bytes) -> str:
 
 
 def _values(array: np.ndarray[Any, Any]) -> Any:
-    if array.dtype == object:
+    if array.dtype.kind == "O":
         flat = [_text(v) if isinstance(v, bytes) else v for v in array.reshape(-1).tolist()]
         return np.asarray(flat, dtype=object).reshape(array.shape).tolist()
     if array.dtype.kind == "f" and array.dtype.itemsize < 8:
@@ -139,29 +140,79 @@ def merge_kinds(first: str, second: str) -> str:
     return INT
 
 
-#: Schemas seen, by what decides them; a model's bodies mostly share one, so this stays small.
-_SCHEMAS: dict[tuple[Any, ...], str] = {}
-_SCHEMAS_KEPT = 4096
+class _Layout(NamedTuple):
+    """What a payload's tensors' names, dtypes, shapes and columns decide of its stored JSON."""
+
+    #: Each tensor's :func:`tensor_json` up to its data: ``{"name":...,"columns":...,"data":``.
+    heads: tuple[bytes, ...]
+    #: :func:`columns` as JSON text, as the ``input_schema`` / ``output_schema`` column holds it.
+    schema: str
+    instances: int
+    #: The first tensor's ``shape`` and ``kind`` as :func:`tensor_json` gives them; None without tensors.
+    first: tuple[list[int], str] | None
 
 
-def schema_json(tensors: Sequence[dict[str, Any]], instances: int, side: str) -> str:
-    """:func:`columns` as the JSON text of ``input_schema`` / ``output_schema``, ``[[column, kind], ...]``."""
-    key = (
-        side,
-        instances,
-        *[
-            (t["name"], t["kind"], tuple(t["shape"]), tuple(c) if (c := t.get("columns")) else c)
-            for t in tensors
-        ],
+#: Layouts seen, by what decides them; a model's bodies mostly share one, so this stays small.
+_LAYOUTS: dict[tuple[Any, ...], _Layout] = {}
+_LAYOUTS_KEPT = 4096
+
+
+def _new_layout(payload: Payload, side: str) -> _Layout:
+    described: list[dict[str, Any]] = [
+        {
+            "name": tensor.name,
+            "kind": kind_of_dtype(tensor.array.dtype),
+            "shape": list(tensor.array.shape),
+            "columns": list(tensor.columns) if tensor.columns is not None else None,
+        }
+        for tensor in payload.tensors
+    ]
+    instances = instance_count(described)
+    return _Layout(
+        heads=tuple(orjson.dumps(tensor)[:-1] + b',"data":' for tensor in described),
+        schema=orjson.dumps(columns(described, instances, side)).decode(),
+        instances=instances,
+        first=(described[0]["shape"], described[0]["kind"]) if described else None,
     )
+
+
+def _layout(payload: Payload, side: str) -> _Layout:
+    key = (side, *[(t.name, t.array.dtype, t.array.shape, t.columns) for t in payload.tensors])
     try:
-        return _SCHEMAS[key]
-    except KeyError:
-        pass
+        found = _LAYOUTS.get(key)
     except TypeError:  # a name or column that cannot be hashed: nothing to keep
-        return orjson.dumps(columns(tensors, instances, side)).decode()
-    text = orjson.dumps(columns(tensors, instances, side)).decode()
-    if len(_SCHEMAS) >= _SCHEMAS_KEPT:
-        _SCHEMAS.clear()
-    _SCHEMAS[key] = text
-    return text
+        return _new_layout(payload, side)
+    if found is None:
+        if len(_LAYOUTS) >= _LAYOUTS_KEPT:
+            _LAYOUTS.clear()
+        found = _LAYOUTS[key] = _new_layout(payload, side)
+    return found
+
+
+def payload_text(payload: Payload, side: str) -> tuple[str, str, int, dict[str, Any] | None]:
+    """:func:`payload_json` as the JSON text its column takes, without building it first.
+
+    With the side's schema text (``input`` or ``output``), its :func:`instance_count`, and its
+    first tensor's ``shape``, ``kind`` and ``data`` (what a prediction is read from), or None.
+    """
+    layout = _layout(payload, side)
+    found = payload.tensors
+    if not found or layout.first is None:
+        return "[]", layout.schema, layout.instances, None
+    first_data = _values(found[0].array)
+    if len(found) == 1:
+        data = b"[" + layout.heads[0] + json_bytes(first_data) + b"}]"
+    else:
+        data_of = [first_data, *(_values(tensor.array) for tensor in found[1:])]
+        data = (
+            b"["
+            + b",".join(h + json_bytes(d) + b"}" for h, d in zip(layout.heads, data_of, strict=True))
+            + b"]"
+        )
+    shape, kind = layout.first
+    return (
+        json_column_text(data),
+        layout.schema,
+        layout.instances,
+        {"shape": shape, "kind": kind, "data": first_data},
+    )

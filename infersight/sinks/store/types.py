@@ -7,6 +7,7 @@ same text), :func:`sqlite_time` what a :class:`UtcDateTime` column gets on SQLit
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -42,22 +43,49 @@ def _wide_ints_as_floats(value: Any) -> Any:
     return value
 
 
+def json_bytes(value: Any) -> bytes:
+    """orjson's JSON of ``value``, an integer past 64 bits (a hostile body's) written as a float.
+
+    As the float any JSON reader (orjson among them) would make of it; past a double's range, null.
+    """
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
+    except orjson.JSONEncodeError as exc:
+        if "Integer exceeds 64-bit range" not in str(exc):
+            raise
+        return orjson.dumps(_wide_ints_as_floats(value), option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def json_column_text(data: bytes) -> str:
+    """JSON text as a JSON or JSONB column takes it: NUL in strings (jsonb refuses them) as U+FFFD."""
+    text = data.decode()
+    return _NUL_ESCAPE.sub(r"\1\\ufffd", text) if "\\u0000" in text else text
+
+
 def json_text(value: Any) -> str:
     """``value`` as the JSON text a JSON or JSONB column takes (None is the JSON ``null``).
 
     NaN and infinities become null: PostgreSQL's jsonb refuses them and JSON has no spelling for
     them. jsonb refuses NUL in strings too, and one such value would fail its batch on every
     retry: it is stored as U+FFFD (the raw body keeps the original bytes). An integer past 64
-    bits (a hostile body's) is written as the float any JSON reader would make of it.
+    bits is written as a float (:func:`json_bytes`).
     """
-    try:
-        data = orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
-    except orjson.JSONEncodeError as exc:
-        if "Integer exceeds 64-bit range" not in str(exc):
-            raise
-        data = orjson.dumps(_wide_ints_as_floats(value), option=orjson.OPT_SERIALIZE_NUMPY)
-    text = data.decode()
-    return _NUL_ESCAPE.sub(r"\1\\ufffd", text) if "\\u0000" in text else text
+    return json_column_text(json_bytes(value))
+
+
+#: ``YYYY-MM-DD HH:MM`` by the minute it starts (Unix seconds // 60, or the fields of a datetime).
+_MINUTES: dict[Any, str] = {}
+_MINUTES_KEPT = 4096
+_TWO_DIGITS = [f"{n:02d}" for n in range(60)]
+#: Unix seconds in the years 1970 to 9999, where the minutes cache serves :func:`sqlite_seconds`.
+_CACHED_SECONDS = (0.0, 253402300800.0)
+
+
+def _minute(key: Any, start: datetime) -> str:
+    if len(_MINUTES) >= _MINUTES_KEPT:
+        _MINUTES.clear()
+    text = _MINUTES[key] = start.isoformat(" ", "minutes")[:16]
+    return text
 
 
 def sqlite_time(value: datetime) -> str:
@@ -69,7 +97,30 @@ def sqlite_time(value: datetime) -> str:
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the store; use an aware UTC time")
         value = value.astimezone(UTC)
-    return value.isoformat(" ", "microseconds")[:26]
+    key = (value.year, value.month, value.day, value.hour, value.minute)
+    minute = _MINUTES.get(key)
+    if minute is None:
+        minute = _minute(key, value)
+    return f"{minute}:{_TWO_DIGITS[value.second]}.{value.microsecond:06d}"
+
+
+def sqlite_seconds(seconds: float) -> str:
+    """``sqlite_time(datetime.fromtimestamp(seconds, UTC))``, without making the datetime.
+
+    The microseconds rounded as ``fromtimestamp`` rounds them: the fraction, half to even.
+    """
+    if not _CACHED_SECONDS[0] <= seconds < _CACHED_SECONDS[1]:
+        return sqlite_time(datetime.fromtimestamp(seconds, UTC))
+    fraction, whole = math.modf(seconds)
+    micro = round(fraction * 1e6)
+    if micro >= 1_000_000:
+        micro -= 1_000_000
+        whole += 1
+    minutes, second = divmod(int(whole), 60)
+    minute = _MINUTES.get(minutes)
+    if minute is None:
+        minute = _minute(minutes, datetime.fromtimestamp(minutes * 60, UTC))
+    return f"{minute}:{_TWO_DIGITS[second]}.{micro:06d}"
 
 
 class UtcDateTime(TypeDecorator[datetime]):

@@ -19,8 +19,24 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 import orjson
-from sqlalchemy import Connection, Dialect, Engine, Table, and_, bindparam, case, func, select, tuple_, update
-from sqlalchemy.exc import StatementError
+from sqlalchemy import (
+    Connection,
+    Dialect,
+    Engine,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal_column,
+    select,
+    true,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import IntegrityError, StatementError
 
 from infersight.config import StoreConfig
 from infersight.records import Detection, InferenceRecord, ModelRef, RawEvent
@@ -229,17 +245,41 @@ def _names_model(feedback: Any, inference: Any) -> bool:
     )
 
 
-def _driver_sql(statement: Any, dialect: Dialect) -> str:
-    """``statement`` as the driver's SQL, its parameters in ``INSERT_COLUMNS`` order, by position.
+def _driver_sql(statement: Any, dialect: Dialect, columns: Sequence[str] | None) -> str:
+    """``statement`` as the driver's SQL with parameters by position, in ``columns`` order if given.
 
-    Rows go to the driver as they are (``rows.driver_form``), without SQLAlchemy's processing of
-    each value: on PostgreSQL the JSONB parameters are cast from text in the statement itself.
+    What ``exec_driver_sql`` runs: the values go to the driver as they are (``rows.driver_form``),
+    without SQLAlchemy's processing of each; on PostgreSQL the statement itself casts each
+    parameter (the JSONB ones from text).
     """
     positional = cast(Any, type(dialect))(paramstyle="qmark" if dialect.name == "sqlite" else "format")
-    compiled = statement.compile(dialect=positional, column_keys=list(INSERT_COLUMNS))
-    if tuple(compiled.positiontup or ()) != INSERT_COLUMNS:
-        raise RuntimeError(f"the upsert takes its parameters in another order: {compiled.positiontup}")
+    compiled = statement.compile(dialect=positional, column_keys=None if columns is None else list(columns))
+    if columns is not None and tuple(compiled.positiontup or ()) != tuple(columns):
+        raise RuntimeError(f"the statement takes its parameters in another order: {compiled.positiontup}")
     return str(compiled)
+
+
+def _present_query(table: Table, dialect: str) -> Any:
+    """The request ids of a list that ``table`` has rows of; the list is one parameter.
+
+    A PostgreSQL array, each id looked up on its own (a lateral join, so that no plan scans the
+    table); a JSON array on SQLite (``json_each``; the migrations need SQLite's JSON functions too).
+    """
+    if dialect == "postgresql":
+        wanted = (
+            func.unnest(bindparam("ids", type_=ARRAY(Text())))
+            .table_valued("id")
+            .render_derived(name="wanted")
+        )
+        found = (
+            select(literal_column("1"))
+            .where(table.c.request_id == wanted.c.id)
+            .limit(literal_column("1"))
+            .lateral("found")
+        )
+        return select(wanted.c.id).select_from(wanted.join(found, true()))
+    listed = func.json_each(bindparam("ids", type_=Text())).table_valued("value")
+    return select(table.c.request_id).distinct().where(table.c.request_id.in_(select(listed.c.value)))
 
 
 def _inference_upsert(dialect: str) -> Any:
@@ -279,7 +319,13 @@ class SqlStore:
             require_current(self.engine)
         self._dialect = self.engine.dialect.name
         self._form = driver_form(self._dialect)
-        self._upsert_inferences = _driver_sql(_inference_upsert(self._dialect), self.engine.dialect)
+        self._upsert_inferences = _driver_sql(
+            _inference_upsert(self._dialect), self.engine.dialect, INSERT_COLUMNS
+        )
+        self._insert_inferences = _driver_sql(
+            insert(INFERENCES, self._dialect), self.engine.dialect, INSERT_COLUMNS
+        )
+        self._present_sqls: dict[str, str] = {}
         self._insert_detections = (
             insert(DETECTIONS, self._dialect)
             .on_conflict_do_nothing(index_elements=["id"])
@@ -339,28 +385,58 @@ class SqlStore:
                 invalid += 1
                 log.warning("feedback event %s skipped: %s", event.attributes.get("id"), exc)
         items = [_item(record) for record in records]
+        try:
+            return self._write(items, detections, feedback_rows, invalid, now, plain_inserts=True)
+        except IntegrityError:
+            # A row of a request id that was not stored when looked up came in meanwhile (another
+            # writer's): everything again, each row merged into whatever is stored by then.
+            return self._write(items, detections, feedback_rows, invalid, now, plain_inserts=False)
+
+    def _write(
+        self,
+        items: Sequence[_Item],
+        detections: Sequence[Detection],
+        feedback_rows: Sequence[dict[str, Any]],
+        invalid: int,
+        now: datetime,
+        *,
+        plain_inserts: bool,
+    ) -> WriteCounts:
+        """One transaction of :meth:`write`.
+
+        With ``plain_inserts``, the rows of request ids the store holds nothing of go in by a plain
+        ``INSERT``: PostgreSQL's ``ON CONFLICT DO UPDATE`` costs as much as the insert itself.
+        """
         with self.engine.begin() as connection:
-            stored = self._stored(connection, items)
+            present = self._present(
+                connection, INFERENCES, sorted({item.record.request_id for item in items})
+            )
+            stored = self._stored(connection, items, present)
             scores_of = {
                 (*model, row.occurrence): row.scores or {} for model, found in stored.items() for row in found
             }
             merged = _merge(items, stored)
             form = self._form
             stored_at = form.time(now)
-            rows = []
+            new_rows: list[tuple[Any, ...]] = []
+            other_rows: list[tuple[Any, ...]] = []
             try:
                 for key, item in merged.items():
                     record = item.record
                     scores = scores_of.get(key, {}) | scores_json(record.scores) if record.scores else None
-                    rows.append(
-                        inference_values(
-                            record, scores, stored_at, key[-1], item.request_time, item.response_time, form
-                        )
+                    values = inference_values(
+                        record, scores, stored_at, key[-1], item.request_time, item.response_time, form
                     )
+                    if plain_inserts and record.request_id not in present:
+                        new_rows.append(values)
+                    else:
+                        other_rows.append(values)
             except orjson.JSONEncodeError as exc:  # refused as SQLAlchemy's JSON type refuses it
                 raise StatementError(f"a JSON value cannot be written: {exc}", None, None, exc) from exc
-            if rows:
-                connection.exec_driver_sql(self._upsert_inferences, rows)
+            if new_rows:
+                connection.exec_driver_sql(self._insert_inferences, new_rows)
+            if other_rows:
+                connection.exec_driver_sql(self._upsert_inferences, other_rows)
             new_detections = 0
             if detections:
                 unique = {d.id: detection_row(d, now) for d in detections}
@@ -375,7 +451,7 @@ class SqlStore:
             labelled, changed = self._apply_labels(connection, sorted(touched))
             accuracy = self._accuracy(connection, changed)
         return WriteCounts(
-            inferences=len(rows),
+            inferences=len(merged),
             detections=new_detections,
             feedback=sum(by_model.values()),
             feedback_invalid=invalid,
@@ -389,8 +465,12 @@ class SqlStore:
         with self.engine.connect() as connection:
             return self._accuracy(connection, None)
 
-    def _stored(self, connection: Connection, items: Sequence[_Item]) -> dict[ModelKey, list[StoredRow]]:
+    def _stored(
+        self, connection: Connection, items: Sequence[_Item], present: set[str]
+    ) -> dict[ModelKey, list[StoredRow]]:
         """The rows already stored for these records' request ids, by model key, with their scores.
+
+        ``present`` holds the request ids that have rows (:meth:`_present`); the others have none.
 
         What tells a redelivered or completing half from a new inference under a reused request
         id, and keeps a detector's verdict on one half when the other comes.
@@ -399,7 +479,7 @@ class SqlStore:
         found: dict[ModelKey, list[StoredRow]] = defaultdict(list)
         c = INFERENCES.c
         columns = (c.request_id, c.namespace, c.inferenceservice, c.component, c.occurrence)
-        for chunk in _chunks(sorted({item.record.request_id for item in items})):
+        for chunk in _chunks(sorted(present)):
             query = select(*columns, c.request_time, c.response_time, c.scores).where(c.request_id.in_(chunk))
             for row in connection.execute(query):
                 model = (row.request_id, row.namespace, row.inferenceservice, row.component)
@@ -408,11 +488,30 @@ class SqlStore:
                     found[model].append(StoredRow(row.occurrence, *times, scores=row.scores))
         return dict(found)
 
+    def _present(self, connection: Connection, table: Table, request_ids: Sequence[str]) -> set[str]:
+        """Which of ``request_ids`` ``table`` holds rows of: most often none, so the rows are read after.
+
+        One statement whatever the number of ids, and one index probe per id whether or not the
+        planner has statistics yet: PostgreSQL would otherwise scan a young table whole for every
+        batch (its first statistics come minutes later).
+        """
+        if not request_ids:
+            return set()
+        sql = self._present_sqls.get(table.name)
+        if sql is None:
+            sql = self._present_sqls[table.name] = _driver_sql(
+                _present_query(table, self._dialect), self.engine.dialect, None
+            )
+        ids: Any = (
+            list(request_ids) if self._dialect == "postgresql" else orjson.dumps(list(request_ids)).decode()
+        )
+        return {row[0] for row in connection.exec_driver_sql(sql, (ids,))}
+
     def _apply_labels(self, connection: Connection, request_ids: Sequence[str]) -> tuple[int, set[ModelRef]]:
         """Set each stored inference's label from its latest feedback; keep the accuracy counts in step."""
         f = FEEDBACK.c
         pending: dict[str, list[Any]] = defaultdict(list)
-        for chunk in _chunks(request_ids):
+        for chunk in _chunks(sorted(self._present(connection, FEEDBACK, request_ids))):
             query = (
                 select(f.request_id, f.namespace, f.inferenceservice, f.component, f.label, f.time)
                 .where(f.request_id.in_(chunk))
