@@ -144,3 +144,21 @@ def test_the_memory_of_handed_on_inferences_is_bounded() -> None:
     for n in range(5):
         offer(pairer, state, kserve(str(n), "request", REQUEST), 2.0)
     assert sorted(key.split(b"|")[1] for key in state) == [b"0", b"1"]
+
+
+def test_a_complete_index_spares_the_state_and_a_rolled_back_pair_waits_again() -> None:
+    pairer, state = Pairer(decode_event, timeout_seconds=30), DictState()
+    pairer.index.complete.add(0)
+    request = kserve("a", "request", REQUEST)
+    assert not pairer.index.holds(0, MODEL, pending_key(request))  # no look in the state needed
+    offer(pairer, state, request, 1.0)
+    assert pairer.index.holds(0, MODEL, pending_key(request))
+    snapshot = DictState(state)
+    response = kserve("a", "response", RESPONSE)
+    half = Half(event=response, payload=decode_event(response), received_at=2.0)
+    assert len(pairer.offer(state, 0, MODEL, half)) == 1
+    # The checkpoint is dropped: the engine's state comes back as it was, and so does the index.
+    pairer.rollback()
+    state = snapshot
+    (again,) = pairer.offer(state, 0, MODEL, half)
+    assert again.mode == "paired" and state == {}

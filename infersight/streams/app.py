@@ -197,6 +197,7 @@ class StreamWorker:
             extra = self.app.topic(name, key_deserializer="bytes", value_deserializer="bytes")
             self.app.dataframe(extra).update(self._on_extra, metadata=True)
         self.app._dataframe_registry.register_periodic_task(self._tick)
+        self._state_store = self._store()
         self.health = (
             HealthServer(config.metrics_host, config.metrics_port, self.registry, self.ready)
             if config.metrics_port > 0
@@ -205,7 +206,8 @@ class StreamWorker:
         self._running = False
         self._next_tick = 0.0
         self._next_save = time.monotonic() + settings.detections.state_save_seconds
-        self._partitions: dict[int, Any] = {}
+        # The state partition each assigned partition's index was built from.
+        self._indexed: dict[int, Any] = {}
         self.store = store
 
     def _sinks(self, store: SqlStore | None) -> list[Sink]:
@@ -329,6 +331,8 @@ class StreamWorker:
         half = Half(event=event, payload=payload, received_at=time.time())
         partition = message_context().partition
         self._partition_of[model_key] = partition
+        if self._state_partitions.get(partition) is not self._indexed.get(partition):
+            self._index(partition)
         for record in self.pairer.offer(state, partition, model_key, half):
             self.hand_off.add_record(record)
 
@@ -353,7 +357,7 @@ class StreamWorker:
         stream_id = self.dataframe.stream_id
         wall = time.time()
         for partition, prefix, key in self.pairer.due(wall):
-            if partition not in self._partitions:
+            if partition not in self._indexed:
                 continue
             state = checkpoint.get_store_transaction(stream_id, partition).as_state(prefix=prefix)
             record = self.pairer.expire(state, partition, prefix, key)
@@ -393,24 +397,38 @@ class StreamWorker:
         transaction.as_state(prefix=WORKER_PREFIX).set_bytes(b"flushed", frame(time.time(), b""))
 
     def _follow_assignment(self) -> None:
-        """Index the waiting halves of partitions this worker was given; let go of those it lost."""
-        store = self.app._state_manager.get_store(self.dataframe.stream_id)
-        partitions = dict(store.partitions)
-        if partitions == self._partitions:
-            return
-        lost = [partition for partition in self._partitions if partition not in partitions]
+        """Let go of the partitions this worker lost; index the waiting halves of those it was given."""
+        partitions = dict(self._store().partitions)
+        lost = [partition for partition in self._indexed if partition not in partitions]
         for partition in lost:
             self.pairer.drop(partition)
+            del self._indexed[partition]
         if lost:
             self.hand_off.forget_kept()
             if self.runner is not None:
                 self.runner.forget()
-        for partition, store_partition in partitions.items():
-            if self._partitions.get(partition) is not store_partition:
-                # Halves taken since the assignment are in the index already, and not yet on disk.
-                rocksdb = cast(RocksDBStorePartition, store_partition)
-                for stored_key, blob in rocksdb.iter_items(lower_bound=b""):
-                    prefix = stored_key.split(PREFIX_SEPARATOR, 1)[0]
-                    if b"\x00" not in prefix:  # what the worker keeps for itself is no half
-                        self.pairer.restore(partition, prefix, blob)
-        self._partitions = partitions
+        for partition in partitions:
+            self._index(partition)
+
+    def _index(self, partition: int) -> None:
+        """Index the halves waiting in ``partition``'s state, once per assignment.
+
+        Halves taken since the assignment are in the index already, and not on disk yet.
+        """
+        store_partition = self._store().partitions.get(partition)
+        if store_partition is None or self._indexed.get(partition) is store_partition:
+            return
+        rocksdb = cast(RocksDBStorePartition, store_partition)
+        for stored_key, blob in rocksdb.iter_items(lower_bound=b""):
+            prefix = stored_key.split(PREFIX_SEPARATOR, 1)[0]
+            if b"\x00" not in prefix:  # what the worker keeps for itself is no half
+                self.pairer.restore(partition, prefix, blob)
+        self.pairer.index.complete.add(partition)
+        self._indexed[partition] = store_partition
+
+    def _store(self) -> Any:
+        return self.app._state_manager.get_store(self.dataframe.stream_id)
+
+    @property
+    def _state_partitions(self) -> dict[int, Any]:
+        return self._state_store.partitions  # type: ignore[no-any-return]

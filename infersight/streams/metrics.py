@@ -56,7 +56,9 @@ class StreamMetrics:
             buckets=LAG_BUCKETS,
             registry=registry,
         )
+        # The series of each model, kept: looking them up by labels costs more than the count itself.
         self._lag_series: dict[tuple[str, ...], Histogram] = {}
+        self._record_series: dict[tuple[tuple[str, ...], str], Counter] = {}
 
     def observe_lag(self, event: RawEvent, model: ModelRef) -> None:
         """Now minus the event's own time; called for every event, so each model's series is kept."""
@@ -64,7 +66,7 @@ class StreamMetrics:
         if not text:
             return
         try:
-            stamp = to_unix(text)
+            stamp = to_unix(text, strict=True)  # as the event's check read it
         except ValueError:
             return
         labels = model.metric_labels
@@ -81,7 +83,10 @@ class StreamMetrics:
 
     def record(self, record: InferenceRecord) -> None:
         labels = record.model.metric_labels
-        self.records.labels(*labels, record.mode).inc()
+        series = self._record_series.get((labels, record.mode))
+        if series is None:
+            series = self._record_series[(labels, record.mode)] = self.records.labels(*labels, record.mode)
+        series.inc()
         for half in (record.request, record.response):
             if half is not None and half.payload.protocol == "raw":
                 self.raw_payloads.labels(*labels).inc()

@@ -88,6 +88,13 @@ class PendingIndex:
 
     def __init__(self) -> None:
         self._partitions: dict[int, OrderedDict[tuple[bytes, bytes], float]] = {}
+        #: Partitions whose every waiting half is indexed: a key missing here is missing in state.
+        self.complete: set[int] = set()
+
+    def holds(self, partition: int, prefix: bytes, key: bytes) -> bool:
+        """Whether the state may hold ``key``: indexed, or its partition not indexed whole yet."""
+        waiting = self._partitions.get(partition)
+        return partition not in self.complete or (waiting is not None and (prefix, key) in waiting)
 
     def add(self, partition: int, prefix: bytes, key: bytes, arrived: float) -> None:
         self._partitions.setdefault(partition, OrderedDict())[(prefix, key)] = arrived
@@ -99,6 +106,7 @@ class PendingIndex:
 
     def drop(self, partition: int) -> None:
         self._partitions.pop(partition, None)
+        self.complete.discard(partition)
 
     def due(self, cutoff: float) -> Iterator[tuple[int, bytes, bytes]]:
         """Halves that arrived before ``cutoff``, taken out of the index as they are yielded."""
@@ -143,6 +151,7 @@ class Pairer:
         self._decoded: dict[tuple[bytes, bytes], Half] = {}
         self._remembered: dict[tuple[bytes, bytes], tuple[float, frozenset[int]]] = {}
         self._expired: list[tuple[int, bytes, bytes, float]] = []
+        self._paired_out: list[tuple[int, bytes, bytes, float]] = []
 
     def offer(self, state: PendingState, partition: int, prefix: bytes, half: Half) -> list[InferenceRecord]:
         """The records ``half`` completes: with the half waiting in ``state``, if there is one.
@@ -157,13 +166,15 @@ class Pairer:
         if self._was_handed_on(prefix, key, mark):
             self._duplicate(event)
             return []
-        stored = state.get_bytes(key)
+        # Most halves are the first of their inference: the index spares the state a look.
+        stored = state.get_bytes(key) if self.index.holds(partition, prefix, key) else None
         records = []
         if stored is not None:
             other = self._waiting(prefix, key, stored)
             if half_of(other.event) != half_of(event):
                 state.delete(key)
                 self.index.remove(partition, prefix, key)
+                self._paired_out.append((partition, prefix, key, other.received_at))
                 self._decoded.pop((prefix, key), None)
                 self._remember(prefix, key, half.received_at, frozenset({mark, fingerprint(other.event)}))
                 return [_paired(half, other)]
@@ -214,6 +225,7 @@ class Pairer:
             self._handed_on.popitem(last=False)
         self._remembered.clear()
         self._expired.clear()
+        self._paired_out.clear()
         cutoff = now - self.dedupe_seconds
         while self._handed_on:
             key, (when, _) = next(iter(self._handed_on.items()))
@@ -222,11 +234,12 @@ class Pairer:
             del self._handed_on[key]
 
     def rollback(self) -> None:
-        """The checkpoint will be read again: expired halves are due again, nothing was handed on."""
-        for partition, prefix, key, arrived in self._expired:
+        """The checkpoint will be read again: the halves it took out wait again, nothing was handed on."""
+        for partition, prefix, key, arrived in (*self._expired, *self._paired_out):
             self.index.add(partition, prefix, key, arrived)
         self._remembered.clear()
         self._expired.clear()
+        self._paired_out.clear()
         self._decoded.clear()
 
     def _waiting(self, prefix: bytes, key: bytes, stored: bytes) -> Half:

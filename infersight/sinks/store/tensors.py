@@ -177,23 +177,29 @@ def _new_layout(payload: Payload, side: str) -> _Layout:
 
 
 def _layout(payload: Payload, side: str) -> _Layout:
-    key = (side, *[(t.name, t.array.dtype, t.array.shape, t.columns) for t in payload.tensors])
+    found = payload.tensors
+    if len(found) == 1:  # the common case, keyed without a list
+        only = found[0]
+        key: tuple[Any, ...] = (side, only.name, only.array.dtype, only.array.shape, only.columns)
+    else:
+        key = (side, len(found), *[(t.name, t.array.dtype, t.array.shape, t.columns) for t in found])
     try:
-        found = _LAYOUTS.get(key)
+        layout = _LAYOUTS.get(key)
     except TypeError:  # a name or column that cannot be hashed: nothing to keep
         return _new_layout(payload, side)
-    if found is None:
+    if layout is None:
         if len(_LAYOUTS) >= _LAYOUTS_KEPT:
             _LAYOUTS.clear()
-        found = _LAYOUTS[key] = _new_layout(payload, side)
-    return found
+        layout = _LAYOUTS[key] = _new_layout(payload, side)
+    return layout
 
 
 def payload_text(payload: Payload, side: str) -> tuple[str, str, int, dict[str, Any] | None]:
     """:func:`payload_json` as the JSON text its column takes, without building it first.
 
-    With the side's schema text (``input`` or ``output``), its :func:`instance_count`, and its
-    first tensor's ``shape``, ``kind`` and ``data`` (what a prediction is read from), or None.
+    With the side's schema text (``input`` or ``output``), its :func:`instance_count`, and, for
+    the output side, its first tensor's ``shape``, ``kind`` and ``data`` (what a prediction is
+    read from; None without tensors).
     """
     layout = _layout(payload, side)
     found = payload.tensors
@@ -209,10 +215,8 @@ def payload_text(payload: Payload, side: str) -> tuple[str, str, int, dict[str, 
             + b",".join(h + json_bytes(d) + b"}" for h, d in zip(layout.heads, data_of, strict=True))
             + b"]"
         )
+    text = json_column_text(data)
+    if side != "output":
+        return text, layout.schema, layout.instances, None
     shape, kind = layout.first
-    return (
-        json_column_text(data),
-        layout.schema,
-        layout.instances,
-        {"shape": shape, "kind": kind, "data": first_data},
-    )
+    return text, layout.schema, layout.instances, {"shape": shape, "kind": kind, "data": first_data}

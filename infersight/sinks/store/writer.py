@@ -134,12 +134,13 @@ class _Item:
 
 
 def _item(record: InferenceRecord) -> _Item:
+    request, response = record.request, record.response
     return _Item(
         record,
         record_model_key(record),
         occurrence_of(record),
-        half_time(record.request) if record.request is not None else None,
-        half_time(record.response) if record.response is not None else None,
+        half_time(request) if request is not None else None,
+        half_time(response) if response is not None else None,
     )
 
 
