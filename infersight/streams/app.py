@@ -38,30 +38,28 @@ from quixstreams.sinks import BaseSink, SinkBackpressureError
 from quixstreams.state import State
 from quixstreams.state.rocksdb import RocksDBStorePartition
 
-from infersight.binding import event_headers, from_kafka_record
 from infersight.config import Settings
 from infersight.detectors.runner import DetectorRunner
 from infersight.detectors.windows import Window, decode_window, encode_window
-from infersight.eventformat import InvalidEvent
 from infersight.kafkaclient import librdkafka_config
 from infersight.privacy import TrafficRules
-from infersight.records import FEEDBACK, SELDON_FEEDBACK, Half, ModelRef, RawEvent, event_type_label, half_of
+from infersight.records import ModelRef
 from infersight.sinks.base import Backpressure, Headers, Sink
-from infersight.sinks.deadletter import ORIGIN_HEADER, DeadLetters
+from infersight.sinks.deadletter import DeadLetters
 from infersight.sinks.reply import ReplySink
 from infersight.sinks.store import SqlStore
 from infersight.sinks.store.sink import StoreSink
 from infersight.sinks.topics import DetectionsTopic, RecordsTopic
 from infersight.statecodec import frame
 from infersight.streams.batches import HandOff
-from infersight.streams.decode import DecodeError, decode_event
+from infersight.streams.decode import decode_event
 from infersight.streams.health import HealthServer
 from infersight.streams.metrics import StreamMetrics
 from infersight.streams.pairing import Pairer
+from infersight.streams.source import Source, is_feedback
 
 log = logging.getLogger("infersight.worker")
 
-FEEDBACK_TYPES = frozenset({FEEDBACK, SELDON_FEEDBACK})
 #: How often the run loop expires halves, closes time windows and flushes an idle hand-off.
 TICK_SECONDS = 0.2
 #: Between a state key's prefix (the Kafka key) and the key itself, as the engine stores them.
@@ -169,7 +167,9 @@ class StreamWorker:
         )
         self.payloads = kafka.topics.payloads
         self.deadletters = DeadLetters(kafka.topics.deadletter, self.publish, self.registry)
-        self.rules = TrafficRules(settings.models, settings.ingest.max_body_bytes)
+        self.source = Source(
+            TrafficRules(settings.models, settings.ingest.max_body_bytes), self.deadletters, self.metrics
+        )
         self.runner = runner if runner is not None and not runner.empty else None
         if self.runner is not None:
             self.runner.windows = EngineWindows(self)
@@ -266,82 +266,45 @@ class StreamWorker:
     def _on_payload(
         self, value: bytes | None, key: bytes | None, timestamp: int, headers: Any, state: State[bytes, bytes]
     ) -> None:
-        event = self._read(value, headers)
-        if event is None:
+        context = message_context()
+        origin = f"{context.topic}/{context.partition}/{context.offset}"
+        received = self.source.read(value, headers, origin)
+        if received is None:
             return
-        model = event.model
+        model = received.model
         model_key = model.partition_key.encode()
-        if key != model_key:
+        if key != model_key:  # a keyless source: pair it under its model's key
             self.publish(self.payloads, model_key, value or b"", list(headers or ()))
             return
-        self._take(event, model, model_key, state)
-
-    def _on_extra(self, value: bytes | None, key: bytes | None, timestamp: int, headers: Any) -> None:
-        """Events from extra topics join the payloads under their model's key, to pair there.
-
-        They never passed the ingest, so its sampling and redaction apply here, before they are
-        written again; what the rules leave alone goes on byte for byte.
-        """
-        event = self._read(value, headers)
-        if event is None:
-            return
-        try:
-            kept = self.rules.apply(event)
-        except InvalidEvent as exc:
-            self._dead_letter(value, headers, "invalid_event", str(exc))
-            return
-        if kept is None:
-            self.metrics.sampled_out(event)
-            return
-        model_key = event.model.partition_key.encode()
-        if kept is event:
-            self.publish(self.payloads, model_key, value or b"", list(headers or ()))
-        else:
-            self.publish(self.payloads, model_key, kept.data, event_headers(kept))
-
-    def _read(self, value: bytes | None, headers: Any) -> RawEvent | None:
-        try:
-            return from_kafka_record(headers or (), value)
-        except InvalidEvent as exc:
-            self._dead_letter(value, headers, "invalid_event", str(exc))
-            return None
-
-    def _take(
-        self, received: RawEvent, model: ModelRef, model_key: bytes, state: State[bytes, bytes]
-    ) -> None:
         self.metrics.observe_lag(received, model)
-        try:
-            event = self.rules.apply(received)
-        except InvalidEvent as exc:
-            self._dead_letter(received.data, event_headers(received), "invalid_event", str(exc))
-            return
+        event = self.source.admit(received, model, origin)
         if event is None:
-            self.metrics.sampled_out(received)
             return
-        if half_of(event) is None:
-            self.metrics.other_events.labels(event_type_label(event.type)).inc()
-            if event.type in FEEDBACK_TYPES:
+        half = self.source.half(event, origin)
+        if half is None:
+            if is_feedback(event):
                 self.hand_off.add_feedback(event)
             return
-        try:
-            payload = decode_event(event)
-        except DecodeError as exc:
-            self._dead_letter(event.data, event_headers(event), "undecodable_payload", str(exc))
-            return
-        half = Half(event=event, payload=payload, received_at=time.time())
-        partition = message_context().partition
+        partition = context.partition
         self._partition_of[model_key] = partition
         if self._state_partitions.get(partition) is not self._indexed.get(partition):
             self._index(partition)
         for record in self.pairer.offer(state, partition, model_key, half):
             self.hand_off.add_record(record)
 
-    def _dead_letter(self, value: bytes | None, headers: Any, reason: str, detail: str) -> None:
+    def _on_extra(self, value: bytes | None, key: bytes | None, timestamp: int, headers: Any) -> None:
+        """Events from extra topics join the payloads under their model's key, to pair there.
+
+        They never passed the ingest, so its sampling and redaction apply before they are written.
+        """
         context = message_context()
         origin = f"{context.topic}/{context.partition}/{context.offset}"
-        log.warning("dead letter from %s: %s: %s", origin, reason, detail)
-        pairs = [*(headers or ()), (ORIGIN_HEADER, origin.encode())]
-        self.deadletters.send(None, value or b"", pairs, reason, detail)
+        received = self.source.read(value, headers, origin)
+        if received is None:
+            return
+        kept = self.source.admit(received, received.model, origin)
+        if kept is not None:
+            self.publish(self.payloads, *self.source.rekeyed(received, kept, value, headers))
 
     def _tick(self) -> None:
         """Between records: follow assignments, expire halves, close time windows, save state."""
