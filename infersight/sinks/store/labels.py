@@ -26,8 +26,8 @@ def _rows(value: Any) -> list[Any] | None:
         return None if isinstance(value, dict) or value is None else [value]
     if not value or not isinstance(value[0], list):
         return value if not any(isinstance(v, dict | list) for v in value) else None
-    if not all(isinstance(row, list) and len(row) == len(value[0]) for row in value):
-        return None
+    if not value[0] or not all(isinstance(row, list) and len(row) == len(value[0]) for row in value):
+        return None  # rows of no values name no class
     if len(value[0]) == 1:
         return _rows([row[0] for row in value])
     if not all(_is_number(v) for row in value for v in row):

@@ -247,9 +247,8 @@ def _half_values(
 
     ``time`` is the half's :func:`half_time`, read once by the caller.
     """
-    payload = half.payload
+    payload, event = half.payload, half.event
     text, schema, instances, first = tensors.payload_text(payload, side)
-    event = half.event
     attributes = event.attributes
     values = (
         attributes.get("id"),
@@ -300,8 +299,12 @@ def inference_values(
     if request is None and response is None:
         raise ValueError(f"record {record.request_id} has neither a request nor a response")
     attributes = first.event.attributes
-    outlier, outlier_score = flags(scores, OUTLIER) if scores else (None, None)
-    adversarial, adversarial_score = flags(scores, ADVERSARIAL) if scores else (None, None)
+    metadata, annotations = attributes.get("metadata"), attributes.get("annotations")
+    if scores:
+        outlier, outlier_score = flags(scores, OUTLIER)
+        adversarial, adversarial_score = flags(scores, ADVERSARIAL)
+    else:
+        outlier = outlier_score = adversarial = adversarial_score = None
     model = record.model
     return (
         record.request_id,
@@ -315,14 +318,14 @@ def inference_values(
         instances,
         *request_values,
         *response_values,
-        _json_or_null(_extension_json(attributes, "metadata")),
-        _json_or_null(_extension_json(attributes, "annotations")),
-        _json_or_null(scores or None),
+        None if metadata is None else _json_or_null(_extension_json(attributes, "metadata")),
+        None if annotations is None else _json_or_null(_extension_json(attributes, "annotations")),
+        json_text(scores) if scores else None,
         outlier,
         outlier_score,
         adversarial,
         adversarial_score,
-        _json_or_null(prediction),
+        None if prediction is None else json_text(prediction),
         kind_of(prediction) if prediction else None,
         stored_at,
     )

@@ -203,20 +203,16 @@ def payload_text(payload: Payload, side: str) -> tuple[str, str, int, dict[str, 
     """
     layout = _layout(payload, side)
     found = payload.tensors
-    if not found or layout.first is None:
+    first = layout.first
+    if first is None:
         return "[]", layout.schema, layout.instances, None
     first_data = _values(found[0].array)
     if len(found) == 1:
-        data = b"[" + layout.heads[0] + json_bytes(first_data) + b"}]"
+        text = json_column_text(b"[" + layout.heads[0] + json_bytes(first_data) + b"}]")
     else:
         data_of = [first_data, *(_values(tensor.array) for tensor in found[1:])]
-        data = (
-            b"["
-            + b",".join(h + json_bytes(d) + b"}" for h, d in zip(layout.heads, data_of, strict=True))
-            + b"]"
-        )
-    text = json_column_text(data)
+        parts = [head + json_bytes(data) + b"}" for head, data in zip(layout.heads, data_of, strict=True)]
+        text = json_column_text(b"[" + b",".join(parts) + b"]")
     if side != "output":
         return text, layout.schema, layout.instances, None
-    shape, kind = layout.first
-    return text, layout.schema, layout.instances, {"shape": shape, "kind": kind, "data": first_data}
+    return text, layout.schema, layout.instances, {"shape": first[0], "kind": first[1], "data": first_data}

@@ -19,6 +19,8 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 #: A JSON ``\u0000`` escape, not preceded by a backslash that escapes its own backslash.
 _NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+_dumps = orjson.dumps
+_NUMPY = orjson.OPT_SERIALIZE_NUMPY
 #: The integers orjson writes; JSON readers (orjson among them) read any other as a float.
 _INT64 = (-(2**63), 2**64 - 1)
 
@@ -49,17 +51,17 @@ def json_bytes(value: Any) -> bytes:
     As the float any JSON reader (orjson among them) would make of it; past a double's range, null.
     """
     try:
-        return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
+        return _dumps(value, option=_NUMPY)
     except orjson.JSONEncodeError as exc:
         if "Integer exceeds 64-bit range" not in str(exc):
             raise
-        return orjson.dumps(_wide_ints_as_floats(value), option=orjson.OPT_SERIALIZE_NUMPY)
+        return _dumps(_wide_ints_as_floats(value), option=_NUMPY)
 
 
 def json_column_text(data: bytes) -> str:
     """JSON text as a JSON or JSONB column takes it: NUL in strings (jsonb refuses them) as U+FFFD."""
     text = data.decode()
-    return _NUL_ESCAPE.sub(r"\1\\ufffd", text) if "\\u0000" in text else text
+    return text if "\\u0000" not in text else _NUL_ESCAPE.sub(r"\1\\ufffd", text)
 
 
 def json_text(value: Any) -> str:
@@ -70,7 +72,11 @@ def json_text(value: Any) -> str:
     retry: it is stored as U+FFFD (the raw body keeps the original bytes). An integer past 64
     bits is written as a float (:func:`json_bytes`).
     """
-    return json_column_text(json_bytes(value))
+    try:
+        text = _dumps(value, option=_NUMPY).decode()
+    except orjson.JSONEncodeError:
+        text = json_bytes(value).decode()
+    return text if "\\u0000" not in text else _NUL_ESCAPE.sub(r"\1\\ufffd", text)
 
 
 #: ``YYYY-MM-DD HH:MM`` by the minute it starts (Unix seconds // 60, or the fields of a datetime).

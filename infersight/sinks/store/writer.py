@@ -122,42 +122,24 @@ class StoredRow:
     scores: dict[str, Any] | None = None
 
 
-@dataclass(slots=True)
-class _Item:
-    """A record of the batch with what its row is found by, each read once per write."""
-
-    record: InferenceRecord
-    model: ModelKey
-    occurrence: str
-    request_time: datetime | None
-    response_time: datetime | None
+#: A row of the batch: the record it is written from, and its request's and response's half_time.
+Merged = list[Any]
 
 
-def _item(record: InferenceRecord) -> _Item:
-    request, response = record.request, record.response
-    return _Item(
-        record,
-        record_model_key(record),
-        occurrence_of(record),
-        half_time(request) if request is not None else None,
-        half_time(response) if response is not None else None,
-    )
-
-
-def _row_for(item: _Item, rows: Sequence[StoredRow]) -> StoredRow | None:
-    """The row of ``item``'s model key that it belongs to; None when it is an inference of its own.
+def _row_for(
+    occurrence: str, request_time: datetime | None, response_time: datetime | None, rows: Sequence[StoredRow]
+) -> StoredRow | None:
+    """The row of a record's model key that it belongs to; None when it is an inference of its own.
 
     A row holding one of its halves (a redelivery, paired this time or not), else the row of its
     occurrence, else, for a half alone, a row that waits for that half: a response completes the
     latest request at or before it, a request the earliest response at or after it.
     """
-    request_time, response_time = item.request_time, item.response_time
     for row in rows:
         if (request_time is not None and row.request_time == request_time) or (
             response_time is not None and row.response_time == response_time
         ):
             return row
-    occurrence = item.occurrence
     for row in rows:
         if row.occurrence == occurrence:
             return row
@@ -180,45 +162,64 @@ def _row_for(item: _Item, rows: Sequence[StoredRow]) -> StoredRow | None:
     return None
 
 
-def _merge(items: Sequence[_Item], stored: dict[ModelKey, list[StoredRow]]) -> dict[RowKey, _Item]:
-    """:func:`merge_records` on items: each merged item's times are those of its merged record."""
-    merged: dict[RowKey, _Item] = {}
-    for item in items:
-        known = stored.get(item.model)
+def _merge(
+    records: Sequence[InferenceRecord], stored: dict[ModelKey, list[StoredRow]]
+) -> tuple[dict[RowKey, Merged], dict[ModelKey, RowKey]]:
+    """:func:`merge_records`, each row with its halves' times (each half's read once).
+
+    Also the model keys that one record of the batch alone has and nothing stored: their rows
+    are left out of ``stored`` (most of a batch; no other record needs to be compared with them).
+    """
+    merged: dict[RowKey, Merged] = {}
+    alone: dict[ModelKey, RowKey] = {}
+    for record in records:
+        request, response = record.request, record.response
+        request_time = half_time(request) if request is not None else None
+        response_time = half_time(response) if response is not None else None
+        model = record_model_key(record)
+        occurrence = occurrence_of(record)
+        known = stored.get(model)
         if known is None:
-            known = stored[item.model] = []
-            row = None
-        else:
-            row = _row_for(item, known)
+            first = alone.pop(model, None)
+            if first is None:
+                key = (*model, occurrence)
+                alone[model] = key
+                merged[key] = [record, request_time, response_time]
+                continue
+            # A second record of the model key: the first one's row is one to compare with now.
+            entry = merged[first]
+            known = stored[model] = [StoredRow(first[-1], entry[1], entry[2])]
+        row = _row_for(occurrence, request_time, response_time, known)
         if row is None:
-            row = StoredRow(item.occurrence, item.request_time, item.response_time)
+            row = StoredRow(occurrence, request_time, response_time)
             known.append(row)
         else:
             if row.request_time is None:
-                row.request_time = item.request_time
+                row.request_time = request_time
             if row.response_time is None:
-                row.response_time = item.response_time
-        key = (*item.model, row.occurrence)
+                row.response_time = response_time
+        key = (*model, row.occurrence)
         old = merged.get(key)
         if old is None:
-            merged[key] = item
+            merged[key] = [record, request_time, response_time]
             continue
-        record, first = item.record, old.record
-        request_from_old, response_from_old = first.request is not None, first.response is not None
-        merged[key] = _Item(
+        first_record = old[0]
+        request_from_old, response_from_old = (
+            first_record.request is not None,
+            first_record.response is not None,
+        )
+        merged[key] = [
             InferenceRecord(
                 request_id=record.request_id,
-                model=first.model,
-                request=first.request if request_from_old else record.request,
-                response=first.response if response_from_old else record.response,
-                scores=first.scores + record.scores,
+                model=first_record.model,
+                request=first_record.request if request_from_old else request,
+                response=first_record.response if response_from_old else response,
+                scores=first_record.scores + record.scores,
             ),
-            old.model,
-            old.occurrence,
-            old.request_time if request_from_old else item.request_time,
-            old.response_time if response_from_old else item.response_time,
-        )
-    return merged
+            old[1] if request_from_old else request_time,
+            old[2] if response_from_old else response_time,
+        ]
+    return merged, alone
 
 
 def merge_records(
@@ -230,8 +231,12 @@ def merge_records(
     updated with the rows this batch adds or completes. Each record comes back under the key of
     the row it goes to: its own occurrence, or that of the stored row it completes.
     """
-    merged = _merge([_item(record) for record in records], stored if stored is not None else {})
-    return {key: item.record for key, item in merged.items()}
+    rows = stored if stored is not None else {}
+    merged, alone = _merge(records, rows)
+    for model, key in alone.items():
+        entry = merged[key]
+        rows[model] = [StoredRow(key[-1], entry[1], entry[2])]
+    return {key: entry[0] for key, entry in merged.items()}
 
 
 def _names_model(feedback: Any, inference: Any) -> bool:
@@ -385,17 +390,16 @@ class SqlStore:
             except FeedbackError as exc:
                 invalid += 1
                 log.warning("feedback event %s skipped: %s", event.attributes.get("id"), exc)
-        items = [_item(record) for record in records]
         try:
-            return self._write(items, detections, feedback_rows, invalid, now, plain_inserts=True)
+            return self._write(records, detections, feedback_rows, invalid, now, plain_inserts=True)
         except IntegrityError:
             # A row of a request id that was not stored when looked up came in meanwhile (another
             # writer's): everything again, each row merged into whatever is stored by then.
-            return self._write(items, detections, feedback_rows, invalid, now, plain_inserts=False)
+            return self._write(records, detections, feedback_rows, invalid, now, plain_inserts=False)
 
     def _write(
         self,
-        items: Sequence[_Item],
+        records: Sequence[InferenceRecord],
         detections: Sequence[Detection],
         feedback_rows: Sequence[dict[str, Any]],
         invalid: int,
@@ -409,24 +413,21 @@ class SqlStore:
         ``INSERT``: PostgreSQL's ``ON CONFLICT DO UPDATE`` costs as much as the insert itself.
         """
         with self.engine.begin() as connection:
-            present = self._present(
-                connection, INFERENCES, sorted({item.record.request_id for item in items})
-            )
-            stored = self._stored(connection, items, present)
+            present = self._present(connection, INFERENCES, list({record.request_id for record in records}))
+            stored = self._stored(connection, records, present)
             scores_of = {
                 (*model, row.occurrence): row.scores or {} for model, found in stored.items() for row in found
             }
-            merged = _merge(items, stored)
+            merged, _ = _merge(records, stored)
             form = self._form
             stored_at = form.time(now)
             new_rows: list[tuple[Any, ...]] = []
             other_rows: list[tuple[Any, ...]] = []
             try:
-                for key, item in merged.items():
-                    record = item.record
+                for key, (record, request_time, response_time) in merged.items():
                     scores = scores_of.get(key, {}) | scores_json(record.scores) if record.scores else None
                     values = inference_values(
-                        record, scores, stored_at, key[-1], item.request_time, item.response_time, form
+                        record, scores, stored_at, key[-1], request_time, response_time, form
                     )
                     if plain_inserts and record.request_id not in present:
                         new_rows.append(values)
@@ -446,7 +447,7 @@ class SqlStore:
             if feedback_rows:
                 for row in connection.execute(self._insert_feedback, feedback_rows).all():
                     by_model[ModelRef(*row)] += 1
-            touched = {item.record.request_id for item in merged.values()} | {
+            touched = {entry[0].request_id for entry in merged.values()} | {
                 row["request_id"] for row in feedback_rows
             }
             labelled, changed = self._apply_labels(connection, sorted(touched))
@@ -467,7 +468,7 @@ class SqlStore:
             return self._accuracy(connection, None)
 
     def _stored(
-        self, connection: Connection, items: Sequence[_Item], present: set[str]
+        self, connection: Connection, records: Sequence[InferenceRecord], present: set[str]
     ) -> dict[ModelKey, list[StoredRow]]:
         """The rows already stored for these records' request ids, by model key, with their scores.
 
@@ -476,7 +477,9 @@ class SqlStore:
         What tells a redelivered or completing half from a new inference under a reused request
         id, and keeps a detector's verdict on one half when the other comes.
         """
-        wanted = {item.model for item in items}
+        if not present:
+            return {}
+        wanted = {record_model_key(record) for record in records}
         found: dict[ModelKey, list[StoredRow]] = defaultdict(list)
         c = INFERENCES.c
         columns = (c.request_id, c.namespace, c.inferenceservice, c.component, c.occurrence)
