@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -288,3 +288,20 @@ def count_stored(
     whole = {i for i in acknowledged if i in stored and sum(stored[i][1:]) >= halves}
     duplicated = sum(1 for i in acknowledged if i in stored and stored[i][0] > 1)
     return len(whole), len(acknowledged - whole), duplicated
+
+
+#: Worker settings of the fault tests: checkpoints every 0.2 s, halves waiting long, quick rebalances.
+FAST_WORKER = {
+    "INFERSIGHT_WORKER__BATCH_SECONDS": "0.2",
+    "INFERSIGHT_WORKER__PAIRING_TIMEOUT_SECONDS": "600",
+    "INFERSIGHT_WORKER__REBALANCE_TIMEOUT_SECONDS": "10",
+}
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Until ``condition()`` holds; an AssertionError naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)

@@ -10,7 +10,6 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -20,6 +19,7 @@ import yaml
 
 from tests.detectors_data import breast_cancer, save_ks_and_iforest
 from tests.helpers import (
+    FAST_WORKER,
     Worker,
     committed_offsets,
     count_stored,
@@ -29,17 +29,12 @@ from tests.helpers import (
     run_worker,
     start_worker,
     wait_stored,
+    wait_until,
 )
 from tests.postgres import LocalPostgres, create_database
 from tests.traffic import Traffic
 
 pytestmark = pytest.mark.slow
-
-FAST = {
-    "INFERSIGHT_WORKER__BATCH_SECONDS": "0.2",
-    "INFERSIGHT_WORKER__PAIRING_TIMEOUT_SECONDS": "600",
-    "INFERSIGHT_WORKER__REBALANCE_TIMEOUT_SECONDS": "10",
-}
 
 
 def metric(worker: Worker, name: str) -> float:
@@ -49,14 +44,6 @@ def metric(worker: Worker, name: str) -> float:
     except httpx.HTTPError:
         return 0.0
     return sum(float(v) for v in re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.MULTILINE))
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.5)
 
 
 def committed(bootstrap: str, group: str, topic: str) -> int:
@@ -75,7 +62,7 @@ def test_a_worker_killed_mid_stream_stores_every_acknowledged_inference_exactly_
     topic = f"test.sigkill.{uuid.uuid4().hex[:8]}"
     store = f"sqlite:///{tmp_path / 'store.db'}"
     env = {
-        **FAST,
+        **FAST_WORKER,
         "INFERSIGHT_STORE__URL": store,
         "INFERSIGHT_WORKER__GROUP_ID": f"kill-{uuid.uuid4().hex[:6]}",
     }
@@ -117,7 +104,7 @@ def test_postgresql_stopped_under_a_writing_worker_holds_offsets_and_catches_up(
         store = create_database(server.url, "faults")
         topic = f"test.pgdown.{uuid.uuid4().hex[:8]}"
         group = f"pg-{uuid.uuid4().hex[:6]}"
-        env = {**FAST, "INFERSIGHT_STORE__URL": store, "INFERSIGHT_WORKER__GROUP_ID": group}
+        env = {**FAST_WORKER, "INFERSIGHT_STORE__URL": store, "INFERSIGHT_WORKER__GROUP_ID": group}
         with run_ingest(kafka_bootstrap, topic, tmp_path) as ingest:
             first = start_worker(kafka_bootstrap, topic, tmp_path, **env)
             second = None
@@ -165,7 +152,7 @@ def test_a_reply_url_that_never_answers_sends_detections_to_the_dead_letter_topi
     topic = f"test.replydown.{uuid.uuid4().hex[:8]}"
     store = f"sqlite:///{tmp_path / 'store.db'}"
     env = {
-        **FAST,
+        **FAST_WORKER,
         "INFERSIGHT_CONFIG": str(config),
         "INFERSIGHT_STORE__URL": store,
         "INFERSIGHT_WORKER__GROUP_ID": f"reply-{uuid.uuid4().hex[:6]}",

@@ -21,6 +21,7 @@ from infersight.config import LocalKafkaConfig
 from infersight.localkafka import LocalKafka
 from tests.detectors_data import save_ks_and_iforest
 from tests.helpers import (
+    FAST_WORKER,
     committed_offsets,
     count_stored,
     free_port,
@@ -32,26 +33,13 @@ from tests.helpers import (
     stop,
     stored_inferences,
     wait_stored,
+    wait_until,
 )
 from tests.postgres import create_database
 from tests.test_ingest import KSERVE_V1_REQUEST, KSERVE_V1_RESPONSE, kserve_headers
 from tests.traffic import Traffic
 
 pytestmark = pytest.mark.slow
-
-FAST = {
-    "INFERSIGHT_WORKER__BATCH_SECONDS": "0.2",
-    "INFERSIGHT_WORKER__PAIRING_TIMEOUT_SECONDS": "600",
-    "INFERSIGHT_WORKER__REBALANCE_TIMEOUT_SECONDS": "10",
-}
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def send_pairs(url: str, ids: list[str], request: bytes = KSERVE_V1_REQUEST) -> None:
@@ -69,7 +57,9 @@ def test_a_worker_started_before_its_broker_waits_for_it(tmp_path: Path) -> None
     )
     topic = f"test.latebroker.{uuid.uuid4().hex[:8]}"
     store = f"sqlite:///{tmp_path / 'store.db'}"
-    worker = start_worker(broker.bootstrap_servers, topic, tmp_path, INFERSIGHT_STORE__URL=store, **FAST)
+    worker = start_worker(
+        broker.bootstrap_servers, topic, tmp_path, INFERSIGHT_STORE__URL=store, **FAST_WORKER
+    )
     try:
         wait_until(lambda: "waiting for Kafka at" in worker.log.read_text(), 60, "the worker to wait")
         assert worker.process.poll() is None, worker.log.read_text()
@@ -105,7 +95,7 @@ def test_a_detector_that_raises_stops_the_worker_without_committing_past_it(
     topic = f"test.raising.{uuid.uuid4().hex[:8]}"
     group = f"raising-{uuid.uuid4().hex[:6]}"
     store = f"sqlite:///{tmp_path / 'store.db'}"
-    env = {**FAST, "INFERSIGHT_STORE__URL": store, "INFERSIGHT_WORKER__GROUP_ID": group}
+    env = {**FAST_WORKER, "INFERSIGHT_STORE__URL": store, "INFERSIGHT_WORKER__GROUP_ID": group}
     ids = [str(uuid.uuid4()) for _ in range(20)]
     with run_ingest(kafka_bootstrap, topic, tmp_path) as ingest:
         send_pairs(ingest.url, ids)
@@ -136,7 +126,7 @@ def test_a_record_the_database_refuses_is_dead_lettered_and_the_rest_stored(
     store = create_database(postgres_server, f"refuse_{uuid.uuid4().hex[:8]}")
     topic = f"test.refused.{uuid.uuid4().hex[:8]}"
     env = {
-        **FAST,
+        **FAST_WORKER,
         "INFERSIGHT_STORE__URL": store,
         "INFERSIGHT_WORKER__GROUP_ID": f"ref-{uuid.uuid4().hex[:6]}",
     }
@@ -174,7 +164,7 @@ def test_exactly_once_commits_records_dead_letters_and_offsets_together(
     records = f"{topic}.records"
     group = f"eos-{uuid.uuid4().hex[:6]}"
     env = {
-        **FAST,
+        **FAST_WORKER,
         "INFERSIGHT_STORE__ENABLED": "false",
         "INFERSIGHT_WORKER__GROUP_ID": group,
         "INFERSIGHT_WORKER__RECORDS_TOPIC": records,
@@ -243,7 +233,7 @@ def test_a_worker_killed_at_twenty_random_moments_loses_and_repeats_nothing(
     topic = f"test.kills.{uuid.uuid4().hex[:8]}"
     store = f"sqlite:///{tmp_path / 'store.db'}"
     env = {
-        **FAST,
+        **FAST_WORKER,
         "INFERSIGHT_STORE__URL": store,
         "INFERSIGHT_WORKER__GROUP_ID": f"kills-{uuid.uuid4().hex[:6]}",
     }
@@ -277,7 +267,7 @@ def test_three_workers_joining_and_leaving_under_traffic_store_everything_once(
     topic = f"test.churn.{uuid.uuid4().hex[:8]}"
     store = f"sqlite:///{tmp_path / 'store.db'}"
     env = {
-        **FAST,
+        **FAST_WORKER,
         "INFERSIGHT_STORE__URL": store,
         "INFERSIGHT_WORKER__GROUP_ID": f"churn-{uuid.uuid4().hex[:6]}",
     }
