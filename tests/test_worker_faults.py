@@ -22,7 +22,9 @@ from tests.test_ingest import KSERVE_V1_REQUEST, KSERVE_V1_RESPONSE, kserve_head
 
 pytestmark = pytest.mark.slow
 
-MODELS = ["iris", "wine", "digits", "income", "credit", "churn"]
+#: Two models on each of the 3 partitions (the ingest's murmur2 of ``models/<name>``), so that
+#: whichever partitions a worker is given, it has models to pair.
+MODELS = ["iris", "wine", "digits", "housing", "spam", "fraud"]
 #: Instances sent per model, to check the online detector's clock against.
 SENT: Counter[str] = Counter()
 
@@ -88,6 +90,13 @@ def wait_pending(workers: list[Worker], count: int, timeout: float = 90) -> None
         if time.monotonic() > deadline:
             raise AssertionError(f"workers never held {count} pending halves")
         time.sleep(0.5)
+
+
+def test_the_models_cover_every_partition() -> None:
+    from kafka.partitioner.default import murmur2
+
+    partitions = Counter((murmur2(f"models/{model}".encode()) & 0x7FFFFFFF) % 3 for model in MODELS)
+    assert partitions == {0: 2, 1: 2, 2: 2}
 
 
 def setup(bootstrap: str) -> tuple[str, str, dict[str, str]]:

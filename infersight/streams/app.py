@@ -197,6 +197,7 @@ class StreamWorker:
             extra = self.app.topic(name, key_deserializer="bytes", value_deserializer="bytes")
             self.app.dataframe(extra).update(self._on_extra, metadata=True)
         self.app._dataframe_registry.register_periodic_task(self._tick)
+        self._save_states_on_revoke()
         self._state_store = self._store()
         self.health = (
             HealthServer(config.metrics_host, config.metrics_port, self.registry, self.ready)
@@ -231,6 +232,22 @@ class StreamWorker:
         if settings.worker.records_topic:
             sinks.append(RecordsTopic(settings.worker.records_topic, self.publish))
         return sinks
+
+    def _save_states_on_revoke(self) -> None:
+        """Save online detector state when partitions go, after the engine's last commit for them.
+
+        The engine commits the checkpoint in its revoke callback; saving right after it, still
+        inside the callback, means the worker that gets the partitions next (only once every
+        member has revoked) restores a state that counted every instance committed.
+        """
+        revoke = self.app._on_revoke
+
+        def on_revoke(consumer: Any, partitions: Any) -> None:
+            revoke(consumer, partitions)
+            if self.runner is not None:
+                self.runner.save_states()
+
+        self.app._on_revoke = on_revoke  # type: ignore[method-assign, assignment]
 
     def publish(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> None:
         """Through the engine's producer, which each checkpoint flushes (in its transaction, if on)."""
