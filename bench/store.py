@@ -4,8 +4,9 @@ Writes: ``--records`` KServe v1 request/response pairs (4 features, decoded by t
 beforehand) go through ``SqlStore.write`` in batches of ``--batch``, one transaction each: the
 conversion to rows, the upsert and the feedback lookup are all timed. The baseline inserts the very
 same row values, already serialised, with the driver's plain ``executemany`` of an ``INSERT`` (one
-transaction per batch) into a fresh copy of the schema. A full garbage collection before each side's
-clock starts keeps the garbage of building its input (the records, the serialised rows) out of it.
+transaction per batch) into a fresh copy of the schema. The two take turns batch by batch, so that a
+moment the machine stalls falls on both alike; a full garbage collection before the first keeps the
+garbage of building the input (the records, the serialised rows) out of either clock.
 
 Export: ``--export-rows`` stored inferences (bulk-loaded, outside the clock) are exported to
 Parquet by ``infersight.sinks.export.export``; the baseline is a bare ``SELECT`` of the same columns
@@ -26,6 +27,7 @@ import gc
 import os
 import random
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -139,31 +141,49 @@ def fresh_url(kind: str, workdir: Path, server: str | None) -> str:
 def bench_writes(
     kind: str, records: list[InferenceRecord], batch: int, workdir: Path, server: str | None
 ) -> dict[str, Any]:
-    store = SqlStore(fresh_url(kind, workdir, server))
-    gc.collect()  # neither side pays for the garbage of building its input
-    started = time.perf_counter()
-    for start in range(0, len(records), batch):
-        store.write(records[start : start + batch])
-    store_s = time.perf_counter() - started
-    store.close()
+    """Each batch through ``SqlStore.write`` and through the baseline, one after the other.
 
+    Taking turns (each side first every other batch) lets whatever slows the machine for a
+    moment (a stalled fsync, another process) fall on both sides alike, rather than on whichever
+    ran at that time; each side writes to its own fresh database.
+    """
+    store = SqlStore(fresh_url(kind, workdir, server))
     baseline_url = fresh_url(kind, workdir, server)
     SqlStore(baseline_url).close()  # the same schema, migrated
     now = datetime.now(UTC)
     rows = [inference_row(record, None, now) for record in records]
     params = [tuple(driver_value(c, row.get(c), kind) for c in COLUMNS) for row in rows]
     sql = insert_sql(kind)
-    with raw_connection(baseline_url) as connection:
-        gc.collect()
+    store_times: list[float] = []
+    baseline_times: list[float] = []
+
+    def write_store(start: int) -> None:
         started = time.perf_counter()
-        for start in range(0, len(params), batch):
-            connection.cursor().executemany(sql, params[start : start + batch])
-            connection.commit()
-        baseline_s = time.perf_counter() - started
+        store.write(records[start : start + batch])
+        store_times.append(time.perf_counter() - started)
+
+    def write_baseline(connection: Any, start: int) -> None:
+        started = time.perf_counter()
+        connection.cursor().executemany(sql, params[start : start + batch])
+        connection.commit()
+        baseline_times.append(time.perf_counter() - started)
+
+    with raw_connection(baseline_url) as connection:
+        gc.collect()  # neither side pays for the garbage of building its input
+        for turn, start in enumerate(range(0, len(records), batch)):
+            if turn % 2:
+                write_baseline(connection, start)
+                write_store(start)
+            else:
+                write_store(start)
+                write_baseline(connection, start)
+    store.close()
     return {
         "records": len(records),
-        "store_rows_per_s": len(records) / store_s,
-        "executemany_rows_per_s": len(records) / baseline_s,
+        "store_rows_per_s": len(records) / sum(store_times),
+        "executemany_rows_per_s": len(records) / sum(baseline_times),
+        "store_batch_median_s": statistics.median(store_times),
+        "executemany_batch_median_s": statistics.median(baseline_times),
     }
 
 

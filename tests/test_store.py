@@ -484,6 +484,7 @@ def test_rows_reach_the_driver_as_sqlalchemy_would_store_them(store: SqlStore) -
         record("raw", {"anything": [1, 2]}, {"other": True}, offset_s=3),
         wide,
         record("regression", v1_request([SETOSA]), v1_response([0.25]), offset_s=5.000001),
+        record("flags", v1_request([SETOSA, VIRGINICA]), {"predictions": [True, False]}, offset_s=6),
         untimed,
         bad_time,
     ]
@@ -516,3 +517,69 @@ def test_json_integers_past_64_bits_are_written_as_the_floats_readers_make_of_th
         "wide": [2.0**70, -(2.0**70), 2**64 - 1, -(2**63), None, True],
         "nul": "a\ufffdb",
     }
+
+
+def test_a_row_stored_meanwhile_by_another_writer_is_merged_not_refused(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows of request ids found nowhere go in by a plain INSERT; one stored in between is merged."""
+    first = record("raced", v1_request([SETOSA]), None, scores=(outlier_score(2.0),))
+    store.write([first])
+    before = rows(store, "inferences")
+    real = store._present
+
+    def stale(connection: Any, table: Any, request_ids: Any) -> set[str]:
+        # What a lookup made before the other writer committed would have said.
+        return set() if table.name == "inferences" else real(connection, table, request_ids)
+
+    attempts: list[bool] = []
+    write_once = store._write
+
+    def counted(*args: Any, plain_inserts: bool) -> Any:
+        attempts.append(plain_inserts)
+        return write_once(*args, plain_inserts=plain_inserts)
+
+    monkeypatch.setattr(store, "_present", stale)
+    monkeypatch.setattr(store, "_write", counted)
+    counts = store.write([first, record("fresh", v1_request([VIRGINICA]), v1_response([2]), offset_s=1)])
+    monkeypatch.undo()
+    assert attempts == [True, False]  # the plain INSERT met the stored row: written again, merging
+    assert counts.inferences == 2
+    after = {row["request_id"]: row for row in rows(store, "inferences")}
+    assert set(after) == {"raced", "fresh"}
+    assert after["raced"] == before[0]
+
+
+def test_sqlite_times_are_the_text_sqlalchemy_writes() -> None:
+    """Times go to SQLite as text made without SQLAlchemy: the very text its DATETIME type writes."""
+    import random
+    from datetime import UTC, datetime, timezone
+
+    from sqlalchemy.dialects import sqlite
+
+    from infersight.sinks.store.types import sqlite_event_time, sqlite_seconds, sqlite_time
+    from infersight.times import parse_time
+
+    written = sqlite.DATETIME().bind_processor(sqlite.dialect())
+    assert written is not None
+
+    def expected(value: datetime) -> str:
+        return str(written(value.astimezone(UTC).replace(tzinfo=None)))
+
+    rng = random.Random(3)
+    seconds = [rng.uniform(0, 4e9) for _ in range(2000)] + [
+        0.0, 59.9999996, 1740830400.0078125, 1740830400.0234375, 253402300799.5, -1.5,
+    ]  # fmt: skip
+    for value in seconds:
+        assert sqlite_seconds(value) == expected(datetime.fromtimestamp(value, UTC)), value
+    east = timezone(timedelta(hours=5, minutes=30))
+    for value in (BASE_TIME, BASE_TIME.astimezone(east), datetime(1, 1, 1, tzinfo=UTC)):
+        assert sqlite_time(value) == expected(value)
+    texts = [
+        "2025-03-01T12:00:00Z", "2025-03-01T12:00:00.5Z", "2025-03-01T12:00:00.123456Z",
+        "2025-03-01T12:00:00.123456789z", "2025-03-01t12:00:00.1Z", "2025-03-01 12:00:00.25Z",
+        "2025-03-01T12:00:00,5Z", "2025-03-01T17:30:00.000001+05:30", "2025-03-01T12:00Z", "2025-03-01",
+    ]  # fmt: skip
+    for spelled in texts:
+        value = parse_time(spelled)
+        assert sqlite_event_time(value, spelled) == expected(value), spelled

@@ -14,7 +14,7 @@ from infersight.records import ADVERSARIAL, OUTLIER, Detection, Half, InferenceR
 from infersight.sinks.store import tensors
 from infersight.sinks.store.feedback import Feedback
 from infersight.sinks.store.labels import kind_of, label_values, prediction_values
-from infersight.sinks.store.types import json_text, sqlite_seconds, sqlite_time
+from infersight.sinks.store.types import json_text, sqlite_event_time, sqlite_seconds
 from infersight.times import parse_time
 
 #: Columns of one half; a half stored first is kept, a missing half is filled in when it comes.
@@ -72,18 +72,28 @@ def record_key(record: InferenceRecord, occurrence: str | None = None) -> RowKey
     return (*record_model_key(record), occurrence_of(record) if occurrence is None else occurrence)
 
 
+#: A half's time as read once: its :func:`half_time`, and the ``time`` text it was read from
+#: (None when the event has no readable time and the time is when it was received).
+HalfTime = tuple[datetime, str | None]
+
+
+def read_half_time(half: Half) -> HalfTime:
+    """:func:`half_time`, and the text it was read from, if any."""
+    text = half.event.attributes.get("time")
+    if text:
+        try:
+            return parse_time(text), text
+        except ValueError:
+            pass
+    return utc(half.received_at), None
+
+
 def half_time(half: Half) -> datetime:
     """A half's time as its ``request_time`` or ``response_time`` column holds it.
 
     ``feedback.event_time``, with the time received worked out only when the event has no time.
     """
-    text = half.event.attributes.get("time")
-    if text:
-        try:
-            return parse_time(text)
-        except ValueError:
-            pass
-    return utc(half.received_at)
+    return read_half_time(half)[0]
 
 
 def scores_json(scores: Iterable[Score]) -> dict[str, Any]:
@@ -216,19 +226,19 @@ def inference_row(
 class DriverForm:
     """How a dialect's driver takes a row's times; JSON goes to both as text (``types.json_text``)."""
 
-    #: An aware time.
-    time: Callable[[datetime], Any]
-    #: Unix seconds (when a half was received), as ``time(utc(seconds))`` gives them.
+    #: An aware time, and the text it was read from (None when not read from a text).
+    time: Callable[[datetime, str | None], Any]
+    #: Unix seconds (when a half was received), as ``time(utc(seconds), None)`` gives them.
     seconds: Callable[[float], Any]
 
 
-def _same(value: Any) -> Any:
+def _aware(value: datetime, _text: str | None) -> datetime:
     return value
 
 
 #: SQLite's driver takes times as SQLAlchemy writes them, as text; psycopg takes aware datetimes.
-SQLITE_FORM = DriverForm(sqlite_time, sqlite_seconds)
-POSTGRESQL_FORM = DriverForm(_same, utc)
+SQLITE_FORM = DriverForm(sqlite_event_time, sqlite_seconds)
+POSTGRESQL_FORM = DriverForm(_aware, utc)
 
 
 def driver_form(dialect: str) -> DriverForm:
@@ -240,12 +250,43 @@ def _json_or_null(value: Any) -> str | None:
     return None if value is None else json_text(value)
 
 
+#: ``prediction`` and ``prediction_kind`` by a response's first tensor, for tensors whose values
+#: say them whole: one-dimensional, few values, of one Python type that the tensor's kind fixes
+#: (a classifier's classes, mostly). NaN never matches itself: such values are worked out again.
+_PREDICTIONS: dict[tuple[Any, ...], tuple[str | None, str | None]] = {}
+_PREDICTIONS_KEPT = 4096
+_ONE_TYPE_KINDS = frozenset({tensors.INT, tensors.BOOL})
+
+
+def _prediction(output: dict[str, Any] | None) -> tuple[str | None, str | None]:
+    """The ``prediction`` column (as JSON text) and ``prediction_kind`` of a response's first tensor."""
+    if output is None:
+        return None, None
+    data, kind = output["data"], output["kind"]
+    key = None
+    if len(output["shape"]) == 1 and len(data) <= 8:
+        one_type = kind in _ONE_TYPE_KINDS or (
+            kind == tensors.STRING and all(type(value) is str for value in data)
+        )
+        if one_type:
+            key = (kind, *data)
+            if (found := _PREDICTIONS.get(key)) is not None:
+                return found
+    values = prediction_values([output])
+    found = (None if values is None else json_text(values), kind_of(values) if values else None)
+    if key is not None:
+        if len(_PREDICTIONS) >= _PREDICTIONS_KEPT:
+            _PREDICTIONS.clear()
+        _PREDICTIONS[key] = found
+    return found
+
+
 def _half_values(
-    half: Half, side: str, time: datetime, form: DriverForm
+    half: Half, side: str, time: HalfTime, form: DriverForm
 ) -> tuple[tuple[Any, ...], dict[str, Any] | None, int]:
     """One side's columns (in ``REQUEST_COLUMNS`` order), its first tensor's JSON, its instances.
 
-    ``time`` is the half's :func:`half_time`, read once by the caller.
+    ``time`` is the half's, read once by the caller (:func:`read_half_time`).
     """
     payload, event = half.payload, half.event
     text, schema, instances, first = tensors.payload_text(payload, side)
@@ -256,7 +297,7 @@ def _half_values(
         event.data,
         event.content_encoding,
         payload.protocol,
-        form.time(time),
+        form.time(time[0], time[1]),
         form.seconds(half.received_at),
         text,
         schema,
@@ -269,15 +310,15 @@ def inference_values(
     scores: dict[str, Any] | None,
     stored_at: Any,
     occurrence: str,
-    request_time: datetime | None,
-    response_time: datetime | None,
+    request_time: HalfTime | None,
+    response_time: HalfTime | None,
     form: DriverForm,
 ) -> tuple[Any, ...]:
     """:func:`inference_row` in ``INSERT_COLUMNS`` order, each value as ``form``'s driver takes it.
 
     What SQLAlchemy's column types would hand the driver for that row, without their processing
     of each value. ``stored_at`` is already in ``form``; ``occurrence`` is the row's; the halves'
-    times are their :func:`half_time`, None for a missing half.
+    times are their :func:`read_half_time`, None for a missing half.
     """
     request, response = record.request, record.response
     if request is not None:
@@ -291,11 +332,11 @@ def inference_values(
         if response_time is None:
             raise ValueError(f"record {record.request_id}: the time of its response is missing")
         response_values, output, response_instances = _half_values(response, "output", response_time, form)
-        prediction = prediction_values([output] if output is not None else [])
+        prediction, prediction_kind = _prediction(output)
         if request is None:
             first, instances = response, response_instances
     else:
-        response_values, prediction = _NO_HALF, None
+        response_values, prediction, prediction_kind = _NO_HALF, None, None
     if request is None and response is None:
         raise ValueError(f"record {record.request_id} has neither a request nor a response")
     attributes = first.event.attributes
@@ -325,8 +366,8 @@ def inference_values(
         outlier_score,
         adversarial,
         adversarial_score,
-        None if prediction is None else json_text(prediction),
-        kind_of(prediction) if prediction else None,
+        prediction,
+        prediction_kind,
         stored_at,
     )
 

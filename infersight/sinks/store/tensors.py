@@ -35,6 +35,11 @@ def _text(value: bytes) -> str:
         return "base64:" + base64.b64encode(value).decode()
 
 
+def _plain(dtype: np.dtype[Any]) -> bool:
+    """Whether :func:`_values` of an array of ``dtype`` is its ``tolist()``."""
+    return dtype.kind != "O" and not (dtype.kind == "f" and dtype.itemsize < 8)
+
+
 def _values(array: np.ndarray[Any, Any]) -> Any:
     if array.dtype.kind == "O":
         flat = [_text(v) if isinstance(v, bytes) else v for v in array.reshape(-1).tolist()]
@@ -150,6 +155,8 @@ class _Layout(NamedTuple):
     instances: int
     #: The first tensor's ``shape`` and ``kind`` as :func:`tensor_json` gives them; None without tensors.
     first: tuple[list[int], str] | None
+    #: Whether each tensor's data is its array's ``tolist()`` (:func:`_values` does no more).
+    plain: tuple[bool, ...]
 
 
 #: Layouts seen, by what decides them; a model's bodies mostly share one, so this stays small.
@@ -173,12 +180,13 @@ def _new_layout(payload: Payload, side: str) -> _Layout:
         schema=orjson.dumps(columns(described, instances, side)).decode(),
         instances=instances,
         first=(described[0]["shape"], described[0]["kind"]) if described else None,
+        plain=tuple(_plain(tensor.array.dtype) for tensor in payload.tensors),
     )
 
 
 def _layout(payload: Payload, side: str) -> _Layout:
     found = payload.tensors
-    if len(found) == 1:  # the common case, keyed without a list
+    if len(found) == 1:  # keyed as payload_text looks it up
         only = found[0]
         key: tuple[Any, ...] = (side, only.name, only.array.dtype, only.array.shape, only.columns)
     else:
@@ -201,18 +209,31 @@ def payload_text(payload: Payload, side: str) -> tuple[str, str, int, dict[str, 
     the output side, its first tensor's ``shape``, ``kind`` and ``data`` (what a prediction is
     read from; None without tensors).
     """
-    layout = _layout(payload, side)
     found = payload.tensors
-    first = layout.first
-    if first is None:
-        return "[]", layout.schema, layout.instances, None
-    first_data = _values(found[0].array)
-    if len(found) == 1:
-        text = json_column_text(b"[" + layout.heads[0] + json_bytes(first_data) + b"}]")
+    if len(found) == 1:  # the common case, looked up without a list
+        only = found[0]
+        array = only.array
+        try:
+            layout = _LAYOUTS[side, only.name, array.dtype, array.shape, only.columns]
+        except (KeyError, TypeError):
+            layout = _layout(payload, side)
+        first_data = array.tolist() if layout.plain[0] else _values(array)
+        try:
+            data = b"[" + layout.heads[0] + orjson.dumps(first_data) + b"}]"
+        except orjson.JSONEncodeError:
+            data = b"[" + layout.heads[0] + json_bytes(first_data) + b"}]"
     else:
-        data_of = [first_data, *(_values(tensor.array) for tensor in found[1:])]
-        parts = [head + json_bytes(data) + b"}" for head, data in zip(layout.heads, data_of, strict=True)]
-        text = json_column_text(b"[" + b",".join(parts) + b"]")
+        layout = _layout(payload, side)
+        if layout.first is None:
+            return "[]", layout.schema, layout.instances, None
+        data_of = [_values(tensor.array) for tensor in found]
+        parts = [head + json_bytes(values) + b"}" for head, values in zip(layout.heads, data_of, strict=True)]
+        data = b"[" + b",".join(parts) + b"]"
+        first_data = data_of[0]
+    text = data.decode()
+    if "\\u0000" in text:
+        text = json_column_text(data)
     if side != "output":
         return text, layout.schema, layout.instances, None
-    return text, layout.schema, layout.instances, {"shape": first[0], "kind": first[1], "data": first_data}
+    shape, kind = layout.first or ((), "")
+    return text, layout.schema, layout.instances, {"shape": shape, "kind": kind, "data": first_data}

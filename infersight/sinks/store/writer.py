@@ -7,6 +7,11 @@ each. A half stored alone is completed when its other half comes (the response b
 request at or before it that waits for one, the request by the earliest response at or after
 it); feedback is kept whether or not its inference is there yet, and sets the label as soon as
 both are.
+
+Inference rows go to the driver as it takes them (``rows.inference_values``: JSON as text, on
+SQLite times as text), by one ``executemany`` of a statement compiled once: a plain ``INSERT``
+for request ids the store holds nothing of, the upsert for the others. Each half's time is read
+once per write.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import JSON
+from sqlalchemy.engine.interfaces import BindTyping
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from infersight.config import StoreConfig
@@ -49,14 +55,15 @@ from infersight.sinks.store.rows import (
     INSERT_COLUMNS,
     REQUEST_COLUMNS,
     RESPONSE_COLUMNS,
+    HalfTime,
     ModelKey,
     RowKey,
     detection_row,
     driver_form,
     feedback_row,
-    half_time,
     inference_values,
     occurrence_of,
+    read_half_time,
     record_model_key,
     scores_json,
 )
@@ -122,8 +129,12 @@ class StoredRow:
     scores: dict[str, Any] | None = None
 
 
-#: A row of the batch: the record it is written from, and its request's and response's half_time.
+#: A row of the batch: the record it is written from, its request's and its response's HalfTime.
 Merged = list[Any]
+
+
+def _time(at: HalfTime | None) -> datetime | None:
+    return None if at is None else at[0]
 
 
 def _row_for(
@@ -174,8 +185,13 @@ def _merge(
     alone: dict[ModelKey, RowKey] = {}
     for record in records:
         request, response = record.request, record.response
-        request_time = half_time(request) if request is not None else None
-        response_time = half_time(response) if response is not None else None
+        request_at = response_at = request_time = response_time = None
+        if request is not None:
+            request_at = read_half_time(request)
+            request_time = request_at[0]
+        if response is not None:
+            response_at = read_half_time(response)
+            response_time = response_at[0]
         model = record_model_key(record)
         occurrence = occurrence_of(record)
         known = stored.get(model)
@@ -184,11 +200,11 @@ def _merge(
             if first is None:
                 key = (*model, occurrence)
                 alone[model] = key
-                merged[key] = [record, request_time, response_time]
+                merged[key] = [record, request_at, response_at]
                 continue
             # A second record of the model key: the first one's row is one to compare with now.
             entry = merged[first]
-            known = stored[model] = [StoredRow(first[-1], entry[1], entry[2])]
+            known = stored[model] = [StoredRow(first[-1], _time(entry[1]), _time(entry[2]))]
         row = _row_for(occurrence, request_time, response_time, known)
         if row is None:
             row = StoredRow(occurrence, request_time, response_time)
@@ -201,7 +217,7 @@ def _merge(
         key = (*model, row.occurrence)
         old = merged.get(key)
         if old is None:
-            merged[key] = [record, request_time, response_time]
+            merged[key] = [record, request_at, response_at]
             continue
         first_record = old[0]
         request_from_old, response_from_old = (
@@ -216,8 +232,8 @@ def _merge(
                 response=first_record.response if response_from_old else response,
                 scores=first_record.scores + record.scores,
             ),
-            old[1] if request_from_old else request_time,
-            old[2] if response_from_old else response_time,
+            old[1] if request_from_old else request_at,
+            old[2] if response_from_old else response_at,
         ]
     return merged, alone
 
@@ -235,7 +251,7 @@ def merge_records(
     merged, alone = _merge(records, rows)
     for model, key in alone.items():
         entry = merged[key]
-        rows[model] = [StoredRow(key[-1], entry[1], entry[2])]
+        rows[model] = [StoredRow(key[-1], _time(entry[1]), _time(entry[2]))]
     return {key: entry[0] for key, entry in merged.items()}
 
 
@@ -255,10 +271,14 @@ def _driver_sql(statement: Any, dialect: Dialect, columns: Sequence[str] | None)
     """``statement`` as the driver's SQL with parameters by position, in ``columns`` order if given.
 
     What ``exec_driver_sql`` runs: the values go to the driver as they are (``rows.driver_form``),
-    without SQLAlchemy's processing of each; on PostgreSQL the statement itself casts each
-    parameter (the JSONB ones from text).
+    without SQLAlchemy's processing of each. With ``columns`` (an ``INSERT`` of those columns)
+    no parameter is cast: each takes its column's type, so that PostgreSQL reads the JSON text
+    straight into jsonb (a cast of every parameter halves its insert rate); without, SQLAlchemy
+    casts as it would.
     """
     positional = cast(Any, type(dialect))(paramstyle="qmark" if dialect.name == "sqlite" else "format")
+    if columns is not None:
+        positional.bind_typing = BindTyping.NONE
     compiled = statement.compile(dialect=positional, column_keys=None if columns is None else list(columns))
     if columns is not None and tuple(compiled.positiontup or ()) != tuple(columns):
         raise RuntimeError(f"the statement takes its parameters in another order: {compiled.positiontup}")
@@ -266,17 +286,15 @@ def _driver_sql(statement: Any, dialect: Dialect, columns: Sequence[str] | None)
 
 
 def _present_query(table: Table, dialect: str) -> Any:
-    """The request ids of a list that ``table`` has rows of; the list is one parameter.
+    """The request ids of a JSON array (one parameter, whatever its length) that ``table`` has rows of.
 
-    A PostgreSQL array, each id looked up on its own (a lateral join, so that no plan scans the
-    table); a JSON array on SQLite (``json_each``; the migrations need SQLite's JSON functions too).
+    On PostgreSQL each id is looked up on its own (a lateral join), so that no plan scans the
+    table; SQLite's ``json_each`` probes the index likewise (the migrations need its JSON
+    functions too).
     """
     if dialect == "postgresql":
-        wanted = (
-            func.unnest(bindparam("ids", type_=ARRAY(Text())))
-            .table_valued("id")
-            .render_derived(name="wanted")
-        )
+        listed = bindparam("ids", type_=JSON())
+        wanted = func.json_array_elements_text(listed).table_valued("id").render_derived(name="wanted")
         found = (
             select(literal_column("1"))
             .where(table.c.request_id == wanted.c.id)
@@ -284,13 +302,13 @@ def _present_query(table: Table, dialect: str) -> Any:
             .lateral("found")
         )
         return select(wanted.c.id).select_from(wanted.join(found, true()))
-    listed = func.json_each(bindparam("ids", type_=Text())).table_valued("value")
-    return select(table.c.request_id).distinct().where(table.c.request_id.in_(select(listed.c.value)))
+    listed_ids = func.json_each(bindparam("ids", type_=Text())).table_valued("value")
+    return select(table.c.request_id).distinct().where(table.c.request_id.in_(select(listed_ids.c.value)))
 
 
 def _inference_upsert(dialect: str) -> Any:
     """Insert, or complete the stored row: the first copy of a half wins, scores arrive merged."""
-    statement = insert(INFERENCES, dialect)
+    statement = insert(INFERENCES, dialect).inline()  # no RETURNING of each row's id
     new, old = statement.excluded, INFERENCES.c
     values: dict[str, Any] = {
         name: func.coalesce(old[name], new[name]) for name in (*REQUEST_COLUMNS, *RESPONSE_COLUMNS)
@@ -329,7 +347,7 @@ class SqlStore:
             _inference_upsert(self._dialect), self.engine.dialect, INSERT_COLUMNS
         )
         self._insert_inferences = _driver_sql(
-            insert(INFERENCES, self._dialect), self.engine.dialect, INSERT_COLUMNS
+            insert(INFERENCES, self._dialect).inline(), self.engine.dialect, INSERT_COLUMNS
         )
         self._present_sqls: dict[str, str] = {}
         self._insert_detections = (
@@ -420,7 +438,7 @@ class SqlStore:
             }
             merged, _ = _merge(records, stored)
             form = self._form
-            stored_at = form.time(now)
+            stored_at = form.time(now, None)
             new_rows: list[tuple[Any, ...]] = []
             other_rows: list[tuple[Any, ...]] = []
             try:
@@ -450,7 +468,7 @@ class SqlStore:
             touched = {entry[0].request_id for entry in merged.values()} | {
                 row["request_id"] for row in feedback_rows
             }
-            labelled, changed = self._apply_labels(connection, sorted(touched))
+            labelled, changed = self._apply_labels(connection, list(touched))
             accuracy = self._accuracy(connection, changed)
         return WriteCounts(
             inferences=len(merged),
@@ -506,10 +524,8 @@ class SqlStore:
             sql = self._present_sqls[table.name] = _driver_sql(
                 _present_query(table, self._dialect), self.engine.dialect, None
             )
-        ids: Any = (
-            list(request_ids) if self._dialect == "postgresql" else orjson.dumps(list(request_ids)).decode()
-        )
-        return {row[0] for row in connection.exec_driver_sql(sql, (ids,))}
+        listed = orjson.dumps(list(request_ids)).decode()
+        return {row[0] for row in connection.exec_driver_sql(sql, (listed,))}
 
     def _apply_labels(self, connection: Connection, request_ids: Sequence[str]) -> tuple[int, set[ModelRef]]:
         """Set each stored inference's label from its latest feedback; keep the accuracy counts in step."""
