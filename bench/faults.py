@@ -47,7 +47,14 @@ SCENARIOS = {
         "test_faults.py",
         "test_postgresql_stopped_under_a_writing_worker_holds_offsets_and_catches_up",
     ),
-    "broker-outage": ("test_kafka_outage.py", "test_broker_outage_loses_nothing_acknowledged"),
+    "broker-outage": (
+        "test_kafka_outage.py",
+        "test_broker_outage_every_event_is_spooled_acknowledged_and_stored",
+    ),
+    "ingest-killed-spooling": (
+        "test_kafka_outage.py",
+        "test_an_ingest_killed_while_it_spools_drains_its_spool_when_started_again",
+    ),
     "broker-late": ("test_worker_resilience.py", "test_a_worker_started_before_its_broker_waits_for_it"),
     "detector-raises": (
         "test_worker_resilience.py",

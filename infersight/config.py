@@ -89,16 +89,29 @@ class TlsConfig(Section):
         return self
 
 
+class SpoolConfig(Section):
+    """Where the ingest keeps events while Kafka cannot take them (see ``ingest/spool.py``).
+
+    The folder must outlive the process for the spool to keep its promise: the pod's
+    PersistentVolumeClaim in Kubernetes, a local disk elsewhere.
+    """
+
+    enabled: bool = True
+    path: Path = Field(default_factory=lambda: default_state_dir() / "spool")
+    max_bytes: int = Field(1024**3, ge=1)
+
+
 class IngestConfig(Section):
     host: str = "0.0.0.0"
     port: int = Field(8080, ge=0, le=65535)
     tls: TlsConfig | None = None
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1)
     auth_tokens: list[SecretStr] = Field(default_factory=list)
-    kafka_timeout_seconds: float = Field(10.0, gt=0)
+    kafka_timeout_seconds: float = Field(2.0, gt=0)
     retry_after_seconds: int = Field(5, ge=1)
     max_in_flight: int = Field(20_000, ge=1)
     linger_ms: int = Field(5, ge=0)
+    spool: SpoolConfig = Field(default_factory=SpoolConfig)
     max_models_in_metrics: int = Field(500, ge=1)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 

@@ -87,6 +87,25 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 REQUIRED: tuple[str, ...] = ("id", "source", "specversion", "type")
 _NAME_CHARACTERS = re.compile("[a-z0-9]+")
 
+#: The extension the ingest adds to an event whose body does not parse as its content type says:
+#: the body is kept as sent, and this says why it would not parse. Clients cannot set it.
+BODY_ERROR = "infersightbodyerror"
+BODY_ERROR_LENGTH = 200
+
+
+def body_error_text(message: str) -> str:
+    """A parse error as a value for :data:`BODY_ERROR`: one short line CloudEvents and Kafka carry."""
+    line = " ".join(_CONTROL.sub(" ", message).split())
+    line = line.encode("utf-8", "backslashreplace").decode("utf-8")
+    return line[:BODY_ERROR_LENGTH] or "body does not parse"
+
+
+def require_attributes(attributes: Mapping[str, str]) -> None:
+    """The required attributes, present and non-empty (the SDK would invent a missing ``id``)."""
+    missing = [name for name in REQUIRED if not attributes.get(name)]
+    if missing:
+        raise InvalidEvent(f"not a valid CloudEvent: {', '.join(missing)} missing or empty")
+
 
 def check_attributes(attributes: Mapping[str, str]) -> None:
     """The rules every event is held to, cheap enough for each Kafka record a worker reads.
@@ -95,9 +114,7 @@ def check_attributes(attributes: Mapping[str, str]) -> None:
     letters and digits, no control characters, an RFC 3339 ``time``. The ingest adds the SDK's
     full validation (:func:`validate_attributes`) before anything reaches Kafka.
     """
-    missing = [name for name in REQUIRED if not attributes.get(name)]
-    if missing:
-        raise InvalidEvent(f"not a valid CloudEvent: {', '.join(missing)} missing or empty")
+    require_attributes(attributes)
     if attributes["specversion"] not in ("1.0", "0.3"):
         raise InvalidEvent(f"not a valid CloudEvent: unknown specversion {attributes['specversion']!r}")
     values = "".join(attributes.values())
@@ -115,6 +132,7 @@ def check_attributes(attributes: Mapping[str, str]) -> None:
 
 def validate_attributes(attributes: Mapping[str, str]) -> None:
     """Check one event's context attributes with the SDK's own rules for its spec version."""
+    require_attributes(attributes)
     for name, value in attributes.items():
         if _CONTROL.search(value):
             raise InvalidEvent(f"attribute {name!r} holds a control character, which CloudEvents forbids")

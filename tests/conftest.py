@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,10 @@ import pytest
 from infersight.config import LocalKafkaConfig
 from infersight.localkafka import LocalKafka
 from tests.helpers import Ingest, free_port, run_ingest
+
+# Every ingest of the session, in this process or started from it, spools in a folder of the
+# session's unless its test names one: never in the user's state folder, never another run's.
+os.environ.setdefault("INFERSIGHT_INGEST__SPOOL__PATH", tempfile.mkdtemp(prefix="infersight-spool-"))
 
 
 def _docker_answers() -> bool:

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -78,15 +79,22 @@ class Ingest:
 
 @contextlib.contextmanager
 def serve(
-    command: str, log_dir: Path, environment: dict[str, str], ready_path: str, *, tls: bool = False
+    command: str,
+    log_dir: Path,
+    environment: dict[str, str],
+    ready_path: str,
+    *,
+    tls: bool = False,
+    port: int | None = None,
 ) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
-    """``infersight <command>`` on a free port in its own process, ready when ``ready_path`` answers 200.
+    """``infersight <command>`` on ``port`` (a free one by default) in its own process, ready when
+    ``ready_path`` answers 200.
 
     Yields the process, its base URL and its log. With ``tls`` it speaks HTTPS, its issuer named by
     ``INFERSIGHT_TEST_CA`` in ``environment``.
     """
-    port = free_port()
-    log = log_dir / f"{command}-{port}.log"
+    port = port or free_port()
+    log = log_dir / f"{command}-{port}-{time.monotonic_ns()}.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "infersight", command, "--host", "127.0.0.1", "--port", str(port)],
@@ -105,12 +113,19 @@ def serve(
 
 
 @contextlib.contextmanager
-def run_ingest(bootstrap: str, topic: str, log_dir: Path, **env: str) -> Iterator[Ingest]:
-    """``infersight ingest`` in its own process, ready when ``/readyz`` says so."""
-    environment = kafka_environment(bootstrap, topic, **env)
+def run_ingest(
+    bootstrap: str, topic: str, log_dir: Path, *, port: int | None = None, **env: str
+) -> Iterator[Ingest]:
+    """``infersight ingest`` in its own process, ready when ``/readyz`` says so.
+
+    Its spool is a folder of its own unless ``INFERSIGHT_INGEST__SPOOL__PATH`` names one (an
+    ingest drains the spool files it finds in its folder).
+    """
+    spool = tempfile.mkdtemp(prefix="spool-", dir=log_dir)
+    environment = kafka_environment(bootstrap, topic, **{"INFERSIGHT_INGEST__SPOOL__PATH": spool, **env})
     # With a certificate configured the ingest speaks HTTPS only.
     tls = "INFERSIGHT_INGEST__TLS__CERTFILE" in environment
-    with serve("ingest", log_dir, environment, "/readyz", tls=tls) as (process, url, log):
+    with serve("ingest", log_dir, environment, "/readyz", tls=tls, port=port) as (process, url, log):
         yield Ingest(url=url, topic=topic, log=log, pid=process.pid)
 
 

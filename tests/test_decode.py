@@ -12,8 +12,16 @@ from typing import Any
 import numpy as np
 import pytest
 
+from infersight.eventformat import BODY_ERROR
 from infersight.records import Payload, RawEvent
-from infersight.streams.decode import DecodeError, decode_body, decode_event, header_length_of
+from infersight.streams.decode import (
+    UNDECODABLE_REASONS,
+    DecodeError,
+    Undecodable,
+    decode_body,
+    decode_event,
+    header_length_of,
+)
 
 JSON = "application/json"
 
@@ -730,25 +738,29 @@ def test_content_type_parameters_and_identity_encoding() -> None:
 
 
 def test_bad_gzip_is_refused() -> None:
-    with pytest.raises(DecodeError, match="not valid gzip"):
+    with pytest.raises(DecodeError, match="not valid gzip") as error:
         decode_body(b"this is not gzip", JSON, "gzip")
+    assert error.value.reason == "invalid_gzip"
 
 
 def test_truncated_gzip_is_refused() -> None:
     body = gzip.compress(json.dumps({"instances": list(range(1000))}).encode())
-    with pytest.raises(DecodeError, match="not valid gzip"):
+    with pytest.raises(DecodeError, match="not valid gzip") as error:
         decode_body(body[: len(body) // 2], JSON, None)
+    assert error.value.reason == "invalid_gzip"
 
 
 def test_unsupported_content_encoding_is_refused() -> None:
-    with pytest.raises(DecodeError, match="'br' is not supported"):
+    with pytest.raises(DecodeError, match="'br' is not supported") as error:
         decode_body(b"{}", JSON, "br")
+    assert error.value.reason == "unsupported_encoding"
 
 
 @pytest.mark.parametrize("content_type", [JSON, "application/cloudevents+json", None])
 def test_bad_json_is_refused(content_type: str | None) -> None:
-    with pytest.raises(DecodeError, match="not valid JSON"):
+    with pytest.raises(DecodeError, match="not valid JSON") as error:
         decode_body(b'{"instances": [[1, 2]', content_type, None)
+    assert error.value.reason == "invalid_json"
 
 
 def test_v2_shape_mismatch_names_the_tensor() -> None:
@@ -831,8 +843,9 @@ def test_v1_dict_instance_missing_a_key_is_refused() -> None:
     ],
 )
 def test_broken_v1_and_seldon_bodies_are_refused(document: Any, message: str) -> None:
-    with pytest.raises(DecodeError, match=message):
+    with pytest.raises(DecodeError, match=message) as error:
         decode(document)
+    assert error.value.reason == "invalid_tensor"
 
 
 def test_seldon_names_length_mismatch_is_refused() -> None:
@@ -847,3 +860,59 @@ def test_seldon_tensor_shape_mismatch_is_refused() -> None:
 
 def test_decode_error_is_a_value_error() -> None:
     assert issubclass(DecodeError, ValueError)
+
+
+# What the worker does with a body that does not decode: keeps it raw
+
+
+def event_with(body: bytes, content_encoding: str | None = None, **attributes: str) -> RawEvent:
+    base = {"specversion": "1.0", "id": "1", "source": "s", "type": "t", "datacontenttype": JSON}
+    return RawEvent(attributes={**base, **attributes}, data=body, content_encoding=content_encoding)
+
+
+@pytest.mark.parametrize(
+    ("event", "reason", "detail"),
+    [
+        (event_with(b'{"instances": [[1, 2]'), "invalid_json", "not valid JSON"),
+        (event_with(b"\xff\xfe"), "invalid_json", "not valid JSON"),
+        (event_with(b"this is not gzip", "gzip"), "invalid_gzip", "not valid gzip"),
+        (event_with(gzip.compress(b"{}")[:-4]), "invalid_gzip", "not valid gzip"),
+        (event_with(b"{}", "br"), "unsupported_encoding", "'br' is not supported"),
+        (event_with(b'{"instances": [[1, 2, 3], [4, 5]]}'), "invalid_tensor", "ragged"),
+        (event_with(b"{not json", **{BODY_ERROR: "body is not valid JSON: x"}), "marked_by_ingest", "JSON"),
+        (
+            event_with(b"not gzip", "gzip", **{BODY_ERROR: "body is not valid gzip"}),
+            "marked_by_ingest",
+            "gzip",
+        ),
+    ],
+)
+def test_decode_event_keeps_an_undecodable_body_raw_with_its_reason(
+    event: RawEvent, reason: str, detail: str
+) -> None:
+    payload = decode_event(event)
+    assert isinstance(payload, Undecodable)
+    assert (payload.protocol, payload.tensors) == ("raw", ())
+    assert payload.reason == reason and reason in UNDECODABLE_REASONS
+    assert detail in payload.detail
+    assert decode_event(event) == payload  # the same answer when pairing decodes it again
+
+
+def test_a_marked_body_that_decodes_is_decoded() -> None:
+    event = event_with(b'{"predictions": [1]}', **{BODY_ERROR: "forged upstream"})
+    payload = decode_event(event)
+    assert not isinstance(payload, Undecodable)
+    assert payload.tensor("predictions").array.tolist() == [1]
+
+
+def test_raw_of_no_known_shape_is_not_undecodable() -> None:
+    assert type(decode_event(event_with(b'{"hello": "world"}'))) is Payload
+    assert type(decode_event(event_with(b"\x00\x01", datacontenttype="application/octet-stream"))) is Payload
+
+
+def test_a_header_length_of_thousands_of_digits_is_no_length() -> None:
+    """int() refuses more than 4300 digits; the hint is ignored instead of stopping the worker."""
+    assert header_length_of({"inferenceheadercontentlength": "9" * 5000}) is None
+    event = event_with(b"\x00 not json", datacontenttype="application/octet-stream")
+    event.attributes["inferenceheadercontentlength"] = "9" * 5000
+    assert decode_event(event) == Payload("raw")

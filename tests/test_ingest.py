@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from infersight.eventformat import BODY_ERROR
 from tests.certs import make_certificates
 from tests.helpers import Ingest, read_topic, run_ingest, topic_size
 
@@ -201,15 +202,23 @@ def test_batch_mode_with_binary_data(ingest: Ingest, kafka_bootstrap: str) -> No
     assert dict(found[ids[2]][0].headers)["content-type"] == b"text/plain"
 
 
+def kserve_without(name: str) -> dict[str, str]:
+    return {key: value for key, value in kserve_headers("x", "request").items() if key != name}
+
+
 BAD_REQUESTS = [
+    pytest.param(kserve_without("Ce-Source"), KSERVE_V1_REQUEST, 400, "source missing", id="missing-source"),
+    pytest.param(kserve_without("Ce-Id"), KSERVE_V1_REQUEST, 400, "id missing", id="missing-id"),
+    pytest.param(kserve_without("Ce-Type"), KSERVE_V1_REQUEST, 400, "type missing", id="missing-type"),
     pytest.param(
-        {k: v for k, v in kserve_headers("x", "request").items() if k != "Ce-Source"},
+        kserve_without("Ce-Specversion"),
         KSERVE_V1_REQUEST,
         400,
-        "source",
-        id="missing-source",
+        "specversion missing",
+        id="missing-specversion",
     ),
     pytest.param(kserve_headers("", "request"), KSERVE_V1_REQUEST, 400, "id", id="empty-id"),
+    pytest.param(kserve_without("Ce-Id"), b"{not json", 400, "id missing", id="missing-id-and-bad-body"),
     pytest.param(
         kserve_headers("x", "request", **{"Ce-Specversion": "0.9"}),
         b"{}",
@@ -220,13 +229,11 @@ BAD_REQUESTS = [
     pytest.param(
         kserve_headers("x", "request", **{"Ce-Time": "yesterday"}), b"{}", 400, "time", id="bad-time"
     ),
-    pytest.param(kserve_headers("x", "request"), b'{"instances": [[1, 2]', 400, "JSON", id="truncated-json"),
     pytest.param(
-        {**seldon_headers("r", "request")},
-        gzip.compress(b'{"data": {}}')[:-6],
-        400,
-        "gzip",
-        id="truncated-gzip",
+        {"Content-Type": "application/cloudevents+json"}, b"{not json", 400, "JSON", id="structured-not-json"
+    ),
+    pytest.param(
+        {"Content-Type": "application/cloudevents-batch+json"}, b"[{", 400, "JSON", id="batch-not-json"
     ),
     pytest.param(
         {"Content-Type": "application/cloudevents+json"}, b"[1, 2]", 400, "object", id="structured-array"
@@ -270,6 +277,65 @@ def test_bad_input_is_refused_and_changes_nothing(
     assert topic_size(kafka_bootstrap, ingest.topic) == before
     # The process is still up and takes good events.
     assert post(ingest, kserve_headers(str(uuid.uuid4()), "request"), KSERVE_V1_REQUEST).status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "says", "key"),
+    [
+        pytest.param(
+            kserve_headers("", "request"),
+            b'{"instances": [[1, 2]',
+            "not valid JSON",
+            b"models/iris",
+            id="truncated-json",
+        ),
+        pytest.param(
+            kserve_headers("", "request"), b"{not json", "not valid JSON", b"models/iris", id="not-json"
+        ),
+        pytest.param(
+            seldon_headers("", "request"),
+            gzip.compress(b'{"data": {}}')[:-6],
+            "not valid gzip",
+            b"seldon/income",
+            id="truncated-gzip",
+        ),
+        pytest.param(
+            seldon_headers("", "request"),
+            b"not gzip at all",
+            "not valid gzip",
+            b"seldon/income",
+            id="not-gzip",
+        ),
+    ],
+)
+def test_a_body_that_does_not_parse_is_accepted_as_sent_and_marked(
+    ingest: Ingest, kafka_bootstrap: str, headers: dict[str, str], body: bytes, says: str, key: bytes
+) -> None:
+    """The KServe logger never sends an event again: a 400 would lose it, so it is kept and marked."""
+    event_id = str(uuid.uuid4())
+    headers = {**headers, "Ce-Id": event_id}
+    answer = post(ingest, headers, body)
+    assert answer.status_code == 202, answer.text
+    assert answer.json() == {"accepted": 1}
+    (record,) = by_id(read_topic(kafka_bootstrap, ingest.topic))[event_id]
+    mark = dict(record.headers)["ce_" + BODY_ERROR].decode()
+    assert says in mark and len(mark) <= 200 and mark.isprintable()
+    # Everything else exactly as sent: every attribute, the key, the body byte for byte.
+    unmarked = [(name, value) for name, value in record.headers if name != "ce_" + BODY_ERROR]
+    expect_record(record._replace(headers=unmarked), headers, body, key)
+
+
+def test_a_mark_the_client_sends_is_not_kept(ingest: Ingest, kafka_bootstrap: str) -> None:
+    """Only the ingest says a body did not parse: a client's own mark is dropped and decided again."""
+    good, bad = str(uuid.uuid4()), str(uuid.uuid4())
+    forged = {"Ce-Infersightbodyerror": "forged by the client"}
+    assert post(ingest, kserve_headers(good, "request", **forged), KSERVE_V1_REQUEST).status_code == 202
+    assert post(ingest, kserve_headers(bad, "request", **forged), b"{not json").status_code == 202
+    found = by_id(read_topic(kafka_bootstrap, ingest.topic))
+    assert "ce_" + BODY_ERROR not in dict(found[good][0].headers)
+    assert found[good][0].value == KSERVE_V1_REQUEST
+    mark = dict(found[bad][0].headers)["ce_" + BODY_ERROR]
+    assert mark.startswith(b"body is not valid JSON") and b"forged" not in mark
 
 
 def test_gzip_bomb_is_refused(ingest: Ingest) -> None:

@@ -240,6 +240,28 @@ def test_any_content_type_without_attributes(
     send(client, [(b"content-type", content_type.encode())], body)
 
 
+@FUZZ
+@given(
+    body=bodies(),
+    content_type=st.sampled_from(CONTENT_TYPES),
+    encoding=st.sampled_from([None, b"gzip", b"identity"]),
+)
+def test_a_valid_envelope_is_accepted_whatever_its_body(
+    client: httpx.Client, rss_at_start: int, body: bytes, content_type: str, encoding: bytes | None
+) -> None:
+    """The body is data: with every required attribute, any body within the limit is taken (202)."""
+    headers = list(REQUIRED)
+    if content_type:
+        headers.append((b"content-type", content_type.encode()))
+    if encoding is not None:
+        headers.append((b"content-encoding", encoding))
+    answer = send(client, headers, body)
+    if answer.status_code == 413:  # too large as sent, or once inflated
+        assert len(body) > LIMIT or body.startswith(b"\x1f\x8b") or encoding == b"gzip", answer.text
+    else:
+        assert answer.status_code == 202, answer.text
+
+
 @pytest.mark.parametrize("depth", [255, 1000, 1024, 1025, 10_000])
 @pytest.mark.parametrize("mode", ["binary", "structured", "batch"])
 def test_deep_nesting(client: httpx.Client, rss_at_start: int, depth: int, mode: str) -> None:

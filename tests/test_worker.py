@@ -7,13 +7,17 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from kafka import KafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import create_engine, text
 
 from infersight.config import KafkaConfig
+from infersight.eventformat import BODY_ERROR
 from infersight.kafkaclient import ensure_topics
 from tests.helpers import Ingest, Worker, read_topic, run_ingest, run_worker, wait_for_records
 from tests.test_ingest import KSERVE_V1_REQUEST, KSERVE_V1_RESPONSE, kserve_headers, seldon_headers
@@ -22,12 +26,15 @@ PAIRING_TIMEOUT = "3"
 
 
 class Pipeline:
-    def __init__(self, bootstrap: str, ingest: Ingest, worker: Worker, records: str, extra: str) -> None:
+    def __init__(
+        self, bootstrap: str, ingest: Ingest, worker: Worker, records: str, extra: str, store: Path
+    ) -> None:
         self.bootstrap = bootstrap
         self.ingest = ingest
         self.worker = worker
         self.records = records
         self.extra = extra
+        self.store = store
         self.deadletter = f"{ingest.topic}.deadletter"
 
     def post(self, headers: dict[str, str], body: bytes) -> None:
@@ -43,6 +50,27 @@ class Pipeline:
                     return value  # type: ignore[no-any-return]
             time.sleep(0.5)
         raise TimeoutError(f"no record for {request_id}")
+
+    def stored(self, request_id: str) -> dict[str, Any]:
+        """The store's row for ``request_id`` (the worker writes it before the records topic)."""
+        engine = create_engine(f"sqlite:///{self.store}")
+        try:
+            with engine.connect() as connection:
+                row = connection.execute(
+                    text("SELECT * FROM inferences WHERE request_id = :id"), {"id": request_id}
+                ).one()
+        finally:
+            engine.dispose()
+        return dict(row._mapping)
+
+    def counter(self, name: str, **labels: str) -> float | None:
+        """One sample of the worker's metrics, None when it has no such series."""
+        page = httpx.get(self.worker.metrics_url, timeout=10).text
+        for family in text_string_to_metric_families(page):
+            for sample in family.samples:
+                if sample.name == name and labels.items() <= sample.labels.items():
+                    return float(sample.value)
+        return None
 
 
 def worker_env(records: str, **extra: str) -> dict[str, str]:
@@ -71,7 +99,7 @@ def pipeline(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> 
             **worker_env(records, INFERSIGHT_WORKER__EXTRA_TOPICS=json.dumps([extra])),
         ) as worker,
     ):
-        yield Pipeline(kafka_bootstrap, ingest, worker, records, extra)
+        yield Pipeline(kafka_bootstrap, ingest, worker, records, extra, logs / "store.db")
 
 
 def tensor(half: dict[str, Any], name: str) -> dict[str, Any]:
@@ -153,26 +181,46 @@ def test_lonely_half_is_emitted_after_the_timeout(pipeline: Pipeline) -> None:
     assert record["mode"] == "request" and record["response"] is None
 
 
-def test_undecodable_payloads_go_to_the_dead_letter_topic(pipeline: Pipeline) -> None:
+def test_undecodable_bodies_are_paired_and_stored_raw_and_counted(pipeline: Pipeline) -> None:
+    """A body is data: one the ingest marked and one whose tensors do not decode are kept, not lost."""
     event_id = str(uuid.uuid4())
-    bad = {"inputs": [{"name": "x", "shape": [3], "datatype": "FP32", "data": [1, 2]}]}
-    pipeline.post(kserve_headers(event_id, "request"), json.dumps(bad).encode())
+    not_json = b'{"instances": [[1.0, 2.0]'
+    bad_tensor = json.dumps({"outputs": [{"name": "y", "shape": [3], "datatype": "FP32", "data": [1]}]})
+    pipeline.post(kserve_headers(event_id, "request"), not_json)
+    pipeline.post(kserve_headers(event_id, "response"), bad_tensor.encode())
+    record = pipeline.record(event_id)
+    assert record["mode"] == "paired"
+    assert record["request"]["protocol"] == record["response"]["protocol"] == "raw"
+    assert record["request"]["attributes"][BODY_ERROR].startswith("body is not valid JSON")
+    assert BODY_ERROR not in record["response"]["attributes"]
+    row = pipeline.stored(event_id)
+    assert (row["request_protocol"], row["response_protocol"]) == ("raw", "raw")
+    assert bytes(row["request_body"]) == not_json
+    assert bytes(row["response_body"]) == bad_tensor.encode()
+    model = {
+        "namespace": "models",
+        "inferenceservice": "iris",
+        "component": "predictor",
+        "endpoint": "canary",
+    }
+    undecodable = "infersight_undecodable_payloads_total"
+    assert pipeline.counter(undecodable, **model, reason="marked_by_ingest") == 1
+    assert pipeline.counter(undecodable, **model, reason="invalid_tensor") == 1
+    raw = pipeline.counter("infersight_raw_payloads_total", **model)
+    assert raw is not None and raw >= 2
+    assert pipeline.counter("infersight_deadletters_total", reason="undecodable_payload") == 0
+
+
+def test_a_record_that_is_no_cloudevent_goes_to_the_dead_letter_topic(pipeline: Pipeline) -> None:
     producer = KafkaProducer(bootstrap_servers=pipeline.bootstrap)
     producer.send(pipeline.ingest.topic, b"no headers at all", key=b"models/iris").get(timeout=30)
     producer.close()
-    letters = wait_for_records(pipeline.bootstrap, pipeline.deadletter, 2)
-    reasons = {}
-    for letter in letters:
-        headers = dict(letter.headers)  # type: ignore[attr-defined]
-        reasons[headers.get("ce_id", b"").decode()] = headers["infersight-deadletter-reason"].decode()
-        assert headers["infersight-deadletter-origin"].startswith(pipeline.ingest.topic.encode())
-    assert reasons[event_id].startswith("undecodable_payload: ") and "x" in reasons[event_id]
-    assert reasons[""].startswith("invalid_event: not a CloudEvent")
-    originals = {bytes(letter.value) for letter in letters}  # type: ignore[attr-defined]
-    assert json.dumps(bad).encode() in originals and b"no headers at all" in originals
-    metrics = httpx.get(pipeline.worker.metrics_url, timeout=10).text
-    assert 'infersight_deadletters_total{reason="undecodable_payload"} 1.0' in metrics
-    assert 'infersight_deadletters_total{reason="invalid_event"} 1.0' in metrics
+    (letter,) = wait_for_records(pipeline.bootstrap, pipeline.deadletter, 1)
+    headers = dict(letter.headers)  # type: ignore[attr-defined]
+    assert headers["infersight-deadletter-reason"].decode().startswith("invalid_event: not a CloudEvent")
+    assert headers["infersight-deadletter-origin"].startswith(pipeline.ingest.topic.encode())
+    assert bytes(letter.value) == b"no headers at all"  # type: ignore[attr-defined]
+    assert pipeline.counter("infersight_deadletters_total", reason="invalid_event") == 1
 
 
 def test_knative_and_seldon_kafka_records_on_an_extra_topic(pipeline: Pipeline) -> None:

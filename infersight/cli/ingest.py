@@ -8,9 +8,16 @@ import typer
 from rich.console import Console
 
 from infersight.cli.context import kafka_error, settings_of, tls_files
-from infersight.kafkaclient import KafkaUnreachable, ensure_topics, infersight_topics
+from infersight.kafkaclient import (
+    KafkaAuthenticationFailed,
+    KafkaUnreachable,
+    ensure_topics,
+    infersight_topics,
+)
 
 console = Console(stderr=True)
+#: With a spool the ingest need not wait for Kafka to start: it tries this long, then serves.
+SPOOLING_START_SECONDS = 3.0
 
 
 def ingest(
@@ -28,13 +35,25 @@ def ingest(
     config = settings.ingest
     logs.configure(config.log_level)
     if settings.kafka.create_topics:
+        kafka = settings.kafka
+        if config.spool.enabled:  # a restart during an outage must take events at once
+            kafka = kafka.model_copy(update={"startup_timeout_seconds": SPOOLING_START_SECONDS})
         try:
-            with console.status(f"waiting for Kafka at {settings.kafka.bootstrap_servers} ..."):
-                created = ensure_topics(settings.kafka, infersight_topics(settings.kafka))
-        except KafkaUnreachable as exc:
+            with console.status(f"waiting for Kafka at {kafka.bootstrap_servers} ..."):
+                created = ensure_topics(kafka, infersight_topics(kafka))
+        except KafkaAuthenticationFailed as exc:
             raise kafka_error(exc) from exc
-        if created:
-            console.print(f"created Kafka topics: {', '.join(created)}", highlight=False)
+        except KafkaUnreachable as exc:
+            if not config.spool.enabled:
+                raise kafka_error(exc) from exc
+            console.print(
+                f"Kafka at {kafka.bootstrap_servers} does not answer: events are spooled in "
+                f"{config.spool.path} until it does",
+                highlight=False,
+            )
+        else:
+            if created:
+                console.print(f"created Kafka topics: {', '.join(created)}", highlight=False)
     certfile, keyfile = tls_files(config.tls)
     uvicorn.run(
         create_app(settings),

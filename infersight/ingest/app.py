@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request, Response, Security
 from fastapi.security import HTTPBearer
 from prometheus_client import (
@@ -20,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from infersight.config import Settings
 from infersight.eventformat import BATCH, STRUCTURED
-from infersight.ingest.metrics import IngestMetrics
+from infersight.ingest.metrics import IngestMetrics, SpoolCollector
 from infersight.ingest.publisher import KafkaPublisher
 from infersight.ingest.receiver import EVENT_PATHS, ASGIApp, Receiver
 from infersight.privacy import TrafficRules
@@ -134,6 +135,7 @@ def create_api(settings: Settings, registry: CollectorRegistry | None = None) ->
     ):
         collector(registry=registry)
     publisher = KafkaPublisher(settings.kafka, settings.ingest)
+    registry.register(SpoolCollector(publisher))
     receiver = Receiver(
         settings.ingest,
         publisher,
@@ -181,16 +183,27 @@ def create_api(settings: Settings, registry: CollectorRegistry | None = None) ->
         return {"status": "ok"}
 
     @api.get(
-        "/readyz", summary="Kafka is reachable", responses={503: {"description": "Kafka is unreachable."}}
+        "/readyz",
+        summary="The ingest can acknowledge events: Kafka is reachable, or the spool has room",
+        responses={503: {"description": "Neither Kafka nor the spool can take events."}},
     )
     async def readyz() -> Response:
-        if await publisher.ready():
-            return Response(b'{"status":"ready"}', media_type="application/json")
+        status: dict[str, str | int]
+        if await publisher.kafka_ready():
+            status, code = {"status": "ready"}, 200
+        elif publisher.spool_can_take():
+            # Still ready: taken out of its Service, the ingest would lose what loggers send.
+            status, code = {"status": "degraded", "detail": "Kafka is unreachable; events are spooled"}, 200
+        else:
+            status, code = {"status": "kafka unreachable"}, 503
+        spool = publisher.spool
+        if spool is not None:
+            status["spooled_events"] = spool.events
         return Response(
-            b'{"status":"kafka unreachable"}',
-            status_code=503,
+            orjson.dumps(status),
+            status_code=code,
             media_type="application/json",
-            headers={"Retry-After": retry_after},
+            headers={"Retry-After": retry_after} if code == 503 else None,
         )
 
     if settings.api.enabled:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from infersight.ingest.errors import RejectReason
 from infersight.records import MODEL_LABELS, ModelRef, event_type_label
+
+if TYPE_CHECKING:
+    from infersight.ingest.publisher import KafkaPublisher
 
 OVERFLOW = "_other"
 
@@ -75,3 +82,35 @@ class IngestMetrics:
 
     def rejected_for(self, reason: RejectReason) -> None:
         self.rejected.labels(reason=reason).inc()
+
+
+class SpoolCollector(Collector):
+    """The spool's figures, read when scraped: bytes and events held, the oldest's age, events moved."""
+
+    def __init__(self, publisher: KafkaPublisher) -> None:
+        self.publisher = publisher
+
+    def collect(self) -> Iterator[Metric]:
+        spool = self.publisher.spool
+        held = GaugeMetricFamily(
+            "infersight_ingest_spool_events", "Events on the ingest's disk, waiting for Kafka."
+        )
+        size = GaugeMetricFamily("infersight_ingest_spool_bytes", "Bytes of the events on the ingest's disk.")
+        age = GaugeMetricFamily(
+            "infersight_ingest_spool_oldest_age_seconds",
+            "How long the oldest spooled event has waited (0: none).",
+        )
+        spooled = CounterMetricFamily(
+            "infersight_ingest_spooled", "Events written to the spool because Kafka could not take them."
+        )
+        drained = CounterMetricFamily(
+            "infersight_ingest_spool_drained", "Events moved from the spool to Kafka."
+        )
+        if spool is not None:
+            oldest = spool.oldest
+            held.add_metric([], spool.events)
+            size.add_metric([], spool.bytes)
+            age.add_metric([], 0.0 if oldest is None else max(0.0, time.time() - oldest))
+            spooled.add_metric([], spool.spooled)
+            drained.add_metric([], spool.drained)
+        yield from (held, size, age, spooled, drained)

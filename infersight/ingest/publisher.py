@@ -5,10 +5,13 @@ of the CPU per event of a pure-Python producer, and it recovers by itself from t
 gaps a broker outage leaves behind. Its delivery reports arrive on a polling thread and are
 handed to the event loop in batches.
 
-A request waits at most ``ingest.kafka_timeout_seconds``; past that, while every broker is
-down, or when too many events already wait for Kafka, it is refused with 503 and nothing is
-acknowledged. An event whose request timed out may still reach Kafka later, so a client's
-retry can deliver it twice: the store is idempotent on the event identity for that reason.
+A request waits at most ``ingest.kafka_timeout_seconds`` for Kafka. Past that, while every
+broker is down, or when too many events already wait for Kafka, its events go to the spool on
+local disk (:mod:`~infersight.ingest.spool`) and are answered once they are there; a drain task
+moves them to Kafka as soon as it answers. Only when the spool is off or full is a request
+refused with 503, acknowledging nothing. An event whose wait timed out may still reach Kafka
+from the producer's queue as well as from the spool: the store is idempotent on the event
+identity for that reason.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Sequence
@@ -27,6 +31,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from infersight.binding import to_kafka_headers
 from infersight.config import IngestConfig, KafkaConfig
 from infersight.ingest.errors import IngestError
+from infersight.ingest.spool import Spool, SpoolFull
 from infersight.kafkaclient import librdkafka_config
 from infersight.records import RawEvent
 
@@ -35,6 +40,10 @@ log = logging.getLogger("infersight.ingest")
 _POLL_SECONDS = 0.05
 _PROBE_SECONDS = 2.0
 _RECONNECT_SECONDS = 1.0
+#: Events produced from the spool at a time; each chunk is removed once Kafka acknowledged it.
+_DRAIN_CHUNK = 5000
+_IDLE_DRAIN_SECONDS = 0.01
+_ORPHAN_SCAN_SECONDS = 5.0
 
 Delivery = tuple["asyncio.Future[None]", KafkaError | None]
 Headers = list[tuple[str, str | bytes | None]]
@@ -68,6 +77,11 @@ class KafkaPublisher:
         self._all_down = False
         self._watch: asyncio.Task[None] | None = None
         self._ready_at = 0.0
+        spool = ingest.spool
+        self._spool_config = spool if spool.enabled else None
+        self.spool: Spool | None = None
+        self._drain: asyncio.Task[None] | None = None
+        self._orphans: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Create the producer and its polling thread; until a broker answers, readiness says no."""
@@ -77,17 +91,29 @@ class KafkaPublisher:
         self._poller = threading.Thread(target=self._poll, name="kafka-delivery-reports", daemon=True)
         self._poller.start()
         self._watch_until_reachable()
+        if self._spool_config is not None:
+            self.spool = Spool(self._spool_config.path, self._spool_config.max_bytes)
+            if self.spool.events:
+                log.info("the spool holds %d events from stopped ingests; draining", self.spool.events)
+                self._start_drain()
+            self._orphans = asyncio.create_task(self._watch_orphans())
 
     async def stop(self) -> None:
-        if self._watch is not None:
-            self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
+        """Flush what waits for Kafka; what the spool still holds stays on disk for the next ingest."""
+        for task in (self._watch, self._orphans, self._drain):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._producer is not None:
             await asyncio.to_thread(self._producer.flush, self.timeout)
         self._polling = False
         if self._poller is not None:
             await asyncio.to_thread(self._poller.join)
+        if self.spool is not None:
+            if self.spool.events:
+                log.warning("stopping with %d events spooled in %s", self.spool.events, self.spool.folder)
+            self.spool.close()
 
     def _poll(self) -> None:
         """Serve delivery reports; runs on its own thread because librdkafka calls back on the poller's."""
@@ -144,13 +170,30 @@ class KafkaPublisher:
         return True
 
     async def publish(self, events: Sequence[RawEvent]) -> None:
-        """Send the events and wait until Kafka has acknowledged every one of them."""
-        if self._producer is None or self._all_down:
-            raise IngestError("kafka_unavailable", "Kafka is unreachable")
+        """Return once Kafka has acknowledged every event, or, while it cannot, the spool holds them.
+
+        While this process's spool file holds events, new ones queue behind them there, so that
+        what one ingest takes reaches Kafka in the order it came.
+        """
         if len(events) > self.max_in_flight:
             # No retry would ever fit it: the client must split the batch, so 413 and not 503.
             raise IngestError("too_large", f"{len(events)} events exceed the limit of {self.max_in_flight}")
-        if self.in_flight + len(events) > self.max_in_flight:
+        spool = self.spool
+        if spool is not None and (self._all_down or spool.own_events):
+            await self._to_spool(spool, events)
+            return
+        try:
+            await self._produce(events)
+        except IngestError:
+            if spool is None:
+                raise
+            await self._to_spool(spool, events)
+
+    async def _produce(self, events: Sequence[RawEvent], *, bounded: bool = True) -> None:
+        """Produce and wait for every acknowledgement; ``kafka_unavailable`` when Kafka cannot take them."""
+        if self._producer is None or self._all_down:
+            raise IngestError("kafka_unavailable", "Kafka is unreachable")
+        if bounded and self.in_flight + len(events) > self.max_in_flight:
             raise IngestError("kafka_unavailable", f"{self.in_flight} events already wait for Kafka")
         assert self._loop is not None
         deliveries: list[asyncio.Future[None]] = []
@@ -177,10 +220,70 @@ class KafkaPublisher:
         finally:
             self.in_flight -= len(events)
 
-    async def ready(self) -> bool:
+    async def _to_spool(self, spool: Spool, events: Sequence[RawEvent]) -> None:
+        """Keep ``events`` on disk for the drain; 503 only when the spool cannot take them either."""
+        try:
+            await spool.append(events)
+        except SpoolFull as exc:
+            raise IngestError("kafka_unavailable", f"Kafka cannot take the event and {exc}") from exc
+        except (OSError, sqlite3.Error) as exc:
+            log.error("the spool could not write to %s: %s", spool.folder, exc)
+            raise IngestError(
+                "kafka_unavailable", f"Kafka cannot take the event and the spool failed: {exc}"
+            ) from exc
+        self._start_drain()
+
+    def _start_drain(self) -> None:
+        if self._drain is None or self._drain.done():
+            self._drain = asyncio.create_task(self._drain_spool())
+
+    async def _drain_spool(self) -> None:
+        """Move the spool's events to Kafka, oldest first, as soon as and as long as it takes them.
+
+        Each chunk is removed from the spool only once Kafka acknowledged all of it; a chunk
+        produced while the ingest is killed is produced again at the next start, which the
+        store's idempotent writes keep to one row.
+        """
+        spool = self.spool
+        assert spool is not None
+        while spool.events:
+            if self._all_down:
+                await asyncio.sleep(_RECONNECT_SECONDS)
+                continue
+            moved = 0
+            for file in (*spool.orphans, spool.own):
+                chunk = await spool.read(file, 0, _DRAIN_CHUNK)
+                if not chunk:
+                    continue
+                try:
+                    await self._produce([item.event for item in chunk], bounded=False)
+                except IngestError as exc:
+                    log.warning("draining the spool waits for Kafka: %s", exc.message)
+                    await asyncio.sleep(_RECONNECT_SECONDS)
+                    break
+                await spool.remove(file, chunk)
+                moved += len(chunk)
+            if not moved:
+                await asyncio.sleep(_IDLE_DRAIN_SECONDS)  # rows still being written
+        log.info("the spool is empty; events go straight to Kafka again")
+
+    async def _watch_orphans(self) -> None:
+        """Pick up the spool files of ingests that stopped with events in them."""
+        assert self.spool is not None
+        while True:
+            if self.spool.adopt_orphans():
+                log.info("draining the spool files of stopped ingests: %d events", self.spool.events)
+                self._start_drain()
+            await asyncio.sleep(_ORPHAN_SCAN_SECONDS)
+
+    async def kafka_ready(self) -> bool:
         """True when Kafka acknowledged or answered recently, or answers a metadata request now."""
         if self._producer is None or self._all_down:
             return False
         if time.monotonic() - self._ready_at < 1.0:
             return True
         return await self._answers()
+
+    def spool_can_take(self) -> bool:
+        """Whether the spool is on and has room left."""
+        return self.spool is not None and self.spool.bytes < self.spool.max_bytes

@@ -15,6 +15,7 @@ from infersight.monitoring.limits import (
     EVENT_LAG_P99_SECONDS,
     OUTLIER_SHARE,
     REJECTED_SHARE,
+    SPOOL_AGE_SECONDS,
 )
 from infersight.monitoring.promql import BY_MODEL, INGEST_JOB, WORKER_JOB
 
@@ -123,8 +124,23 @@ def rules(windows: Windows = PRODUCTION) -> list[Rule]:
             description=(
                 "{{ $value | humanizePercentage }} of the requests to the ingest over the last "
                 f"{w} were refused with reason {{{{ $labels.reason }}}} (threshold {REJECTED_SHARE:.0%}). "
-                "kafka_unavailable means Kafka does not take events (loggers retry); the other reasons "
+                "kafka_unavailable means neither Kafka nor the spool takes events (a logger that never "
+                "retries loses them); the other reasons "
                 "point at a client sending what the ingest cannot accept."
+            ),
+        ),
+        Rule(
+            alert="InfersightIngestSpooling",
+            signal="max by (instance) (infersight_ingest_spool_oldest_age_seconds)",
+            condition=f"> {SPOOL_AGE_SECONDS:g}",
+            hold="5m",
+            severity="warning",
+            summary="The ingest at {{ $labels.instance }} keeps events on its disk: Kafka does not take them",
+            description=(
+                "The oldest event in the spool of the ingest at {{ $labels.instance }} has waited "
+                "{{ $value | humanizeDuration }} for Kafka. Events are acknowledged from the pod's disk "
+                "and drained to Kafka once it answers; past ingest.spool.max_bytes the ingest refuses "
+                "with 503. Bring Kafka back before the volume fills."
             ),
         ),
         Rule(

@@ -14,3 +14,5 @@ EVENT_LAG_P99_SECONDS = 60.0
 DRIFT_P_VALUE = 0.05
 #: Accuracy under which the Feedback dashboard turns red.
 ACCURACY = 0.8
+#: Age of the oldest event in an ingest's spool, seconds: Kafka has not taken events for this long.
+SPOOL_AGE_SECONDS = 60.0

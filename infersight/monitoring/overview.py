@@ -6,7 +6,7 @@ from grafana_foundation_sdk.builders.dashboard import Dashboard
 from grafana_foundation_sdk.models import units
 
 from infersight.monitoring.board import Panels, board
-from infersight.monitoring.limits import EVENT_LAG_P99_SECONDS, REJECTED_SHARE
+from infersight.monitoring.limits import EVENT_LAG_P99_SECONDS, REJECTED_SHARE, SPOOL_AGE_SECONDS
 from infersight.monitoring.panels import (
     BAD_COLOR,
     OK_COLOR,
@@ -124,18 +124,34 @@ def _health() -> Panels:
             width=8,
         ),
         timeseries_panel(
+            "Events in the ingest spool",
+            "Events each ingest keeps on its disk because Kafka does not take them: acknowledged already, "
+            "drained to Kafka once it answers. Past ingest.spool.max_bytes the ingest answers 503.",
+            units.Short,
+            [query("sum by (instance) (infersight_ingest_spool_events)", "{{instance}}")],
+        ),
+        timeseries_panel(
+            "Oldest spooled event's age",
+            "How long the oldest event in each ingest's spool has waited for Kafka; red past the "
+            "InfersightIngestSpooling alert's age.",
+            units.Seconds,
+            [query("max by (instance) (infersight_ingest_spool_oldest_age_seconds)", "{{instance}}")],
+            steps=((None, OK_COLOR), (SPOOL_AGE_SECONDS, BAD_COLOR)),
+        ),
+        timeseries_panel(
             "Dead letters/s by reason",
-            "Events sent to the dead-letter topic: invalid_event (not a CloudEvent) or undecodable_payload "
-            "(a body that does not decode). Each carries its reason in a header; nothing is dropped "
-            "silently.",
+            "Events sent to the dead-letter topic: invalid_event (not a CloudEvent), store_refused (a "
+            "row the database refused), reply_failed (a detection the reply URL never took). Each "
+            "carries its reason in a header; nothing is dropped silently.",
             units.EventsPerSecond,
             [query(f"sum by (reason) ({rate('infersight_deadletters_total')})", "{{reason}}")],
             steps=((None, OK_COLOR), (0.001, BAD_COLOR)),
         ),
         timeseries_panel(
             "Payloads kept raw/s",
-            "Request or response bodies of no known protocol, per model: stored as they came, not decoded, "
-            "so no detector sees them.",
+            "Request or response bodies of no known protocol, or that do not decode (counted by reason in "
+            "infersight_undecodable_payloads_total), per model: stored as they came, so no detector "
+            "sees them.",
             units.EventsPerSecond,
             [query(f"sum by ({BY_MODEL}) ({rate('infersight_raw_payloads_total', MODEL)})", MODEL_LEGEND)],
         ),

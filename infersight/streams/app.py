@@ -29,9 +29,12 @@ import logging
 import time
 from typing import Any, cast
 
+from confluent_kafka import KafkaError, KafkaException
 from prometheus_client import CollectorRegistry
 from quixstreams import Application
+from quixstreams.checkpointing.exceptions import CheckpointConsumerCommitError
 from quixstreams.context import message_context
+from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.kafka.configuration import ConnectionConfig
 from quixstreams.models import TopicConfig
 from quixstreams.sinks import BaseSink, SinkBackpressureError
@@ -60,6 +63,12 @@ from infersight.streams.source import Source, is_feedback
 
 log = logging.getLogger("infersight.worker")
 
+#: Commit errors of a member the group no longer knows: it joins again instead of stopping.
+LEFT_BEHIND = frozenset(
+    {KafkaError.UNKNOWN_MEMBER_ID, KafkaError.ILLEGAL_GENERATION, KafkaError.REBALANCE_IN_PROGRESS}
+)
+#: How long to wait before asking a broker that went away for a topic again.
+TOPIC_RETRY_SECONDS = 1.0
 #: How often the run loop expires halves, closes time windows and flushes an idle hand-off.
 TICK_SECONDS = 0.2
 #: Between a state key's prefix (the Kafka key) and the key itself, as the engine stores them.
@@ -145,26 +154,6 @@ class StreamWorker:
         kafka = settings.kafka
         self.registry = registry or CollectorRegistry()
         self.metrics = StreamMetrics(self.registry)
-        connection = librdkafka_config(kafka)
-        self.app = Application(
-            broker_address=ConnectionConfig.from_librdkafka_dict(connection, ignore_extras=True),
-            consumer_group=config.group_id,
-            auto_offset_reset="earliest",
-            commit_interval=config.batch_seconds,
-            commit_every=config.batch_size,
-            consumer_extra_config={
-                "session.timeout.ms": int(config.rebalance_timeout_seconds * 1000),
-                "heartbeat.interval.ms": int(min(3.0, config.rebalance_timeout_seconds / 4) * 1000),
-                "fetch.queue.backoff.ms": 10,
-            },
-            producer_extra_config={"message.max.bytes": kafka.max_message_bytes, "linger.ms": 5},
-            state_dir=config.state_dir,
-            processing_guarantee=config.processing_guarantee,
-            consumer_poll_timeout=TICK_SECONDS,
-            loglevel=None,
-            # The worker waits out a broker outage instead of exiting (0 turns the engine's limit off).
-            broker_availability_timeout=0,
-        )
         self.payloads = kafka.topics.payloads
         self.deadletters = DeadLetters(kafka.topics.deadletter, self.publish, self.registry)
         self.source = Source(
@@ -184,19 +173,7 @@ class StreamWorker:
         )
         self.reply: ReplySink | None = None
         self.hand_off = HandOff(self._sinks(store), self.metrics, self.runner)
-        self.app._sink_manager.register(HandOffSink(self.hand_off, self.pairer))
-        topic_config = TopicConfig(
-            num_partitions=kafka.partitions, replication_factor=kafka.replication_factor
-        )
-        source = self.app.topic(
-            self.payloads, key_deserializer="bytes", value_deserializer="bytes", config=topic_config
-        )
-        self.dataframe = self.app.dataframe(source)
-        self.dataframe.update(self._on_payload, stateful=True, metadata=True)
-        for name in config.extra_topics:
-            extra = self.app.topic(name, key_deserializer="bytes", value_deserializer="bytes")
-            self.app.dataframe(extra).update(self._on_extra, metadata=True)
-        self.app._dataframe_registry.register_periodic_task(self._tick)
+        self.app, self.dataframe = self._engine()
         self._save_states_on_revoke()
         self._state_store = self._store()
         self.health = (
@@ -210,6 +187,59 @@ class StreamWorker:
         # The state partition each assigned partition's index was built from.
         self._indexed: dict[int, Any] = {}
         self.store = store
+
+    def _engine(self) -> tuple[Application, StreamingDataFrame]:
+        """The Application and the payloads' dataframe, wired to our callbacks and hand-off.
+
+        Wiring asks the broker for the topics (and creates the changelog topic): a broker that
+        went away since start-up is waited for, with a fresh Application each time.
+        """
+        while True:
+            try:
+                return self._wire(self._application())
+            except KafkaException as exc:
+                log.warning("waiting for Kafka at %s (%s)", self.settings.kafka.bootstrap_servers, exc)
+                time.sleep(TOPIC_RETRY_SECONDS)
+
+    def _application(self) -> Application:
+        config, kafka = self.settings.worker, self.settings.kafka
+        connection = librdkafka_config(kafka)
+        return Application(
+            broker_address=ConnectionConfig.from_librdkafka_dict(connection, ignore_extras=True),
+            consumer_group=config.group_id,
+            auto_offset_reset="earliest",
+            commit_interval=config.batch_seconds,
+            commit_every=config.batch_size,
+            consumer_extra_config={
+                "session.timeout.ms": int(config.rebalance_timeout_seconds * 1000),
+                "heartbeat.interval.ms": int(min(3.0, config.rebalance_timeout_seconds / 4) * 1000),
+                "fetch.queue.backoff.ms": 10,
+            },
+            producer_extra_config={"message.max.bytes": kafka.max_message_bytes, "linger.ms": 5},
+            state_dir=config.state_dir,
+            processing_guarantee=config.processing_guarantee,
+            consumer_poll_timeout=TICK_SECONDS,
+            loglevel=None,
+            # The worker waits out a broker outage instead of exiting (0 turns the engine's limit off).
+            broker_availability_timeout=0,
+        )
+
+    def _wire(self, app: Application) -> tuple[Application, StreamingDataFrame]:
+        kafka = self.settings.kafka
+        app._sink_manager.register(HandOffSink(self.hand_off, self.pairer))
+        topic_config = TopicConfig(
+            num_partitions=kafka.partitions, replication_factor=kafka.replication_factor
+        )
+        source = app.topic(
+            self.payloads, key_deserializer="bytes", value_deserializer="bytes", config=topic_config
+        )
+        dataframe = app.dataframe(source)
+        dataframe.update(self._on_payload, stateful=True, metadata=True)
+        for name in self.settings.worker.extra_topics:
+            extra = app.topic(name, key_deserializer="bytes", value_deserializer="bytes")
+            app.dataframe(extra).update(self._on_extra, metadata=True)
+        app._dataframe_registry.register_periodic_task(self._tick)
+        return app, dataframe
 
     def _sinks(self, store: SqlStore | None) -> list[Sink]:
         """The sinks in the order a batch reaches them: the store first, then what others read."""
@@ -263,7 +293,8 @@ class StreamWorker:
         if self.reply is not None:
             self.reply.start()
         try:
-            self.app.run()
+            while not self._run_until_cut_off():
+                self._rejoin()
         except Exception as exc:
             # Nothing past the failing checkpoint was committed; a supervisor restarts the worker,
             # which reads the same records again.
@@ -279,6 +310,38 @@ class StreamWorker:
                 self.health.stop()
             if self.store is not None:
                 self.store.close()
+
+    def _run_until_cut_off(self) -> bool:
+        """Run the engine; False when the group went on without this worker and it must join again.
+
+        A worker cut off from its broker for longer than the group's session timeout is no longer
+        a member when the broker is back: committing its last checkpoint fails, and its partitions
+        are assigned anew. Nothing of that checkpoint's offsets is committed, so its records are
+        read again by whoever gets them; the store's writes are idempotent.
+        """
+        try:
+            self.app.run()
+        except CheckpointConsumerCommitError as exc:
+            if exc.code not in LEFT_BEHIND:
+                raise
+            log.warning(
+                "the group went on while this worker was cut off (%s); joining it again", exc.description
+            )
+            return False
+        return True
+
+    def _rejoin(self) -> None:
+        """A fresh engine over the same state folder; what memory held for the lost partitions goes."""
+        self.pairer.rollback()
+        for partition in list(self._indexed):
+            self.pairer.drop(partition)
+        self._indexed.clear()
+        self.hand_off.forget_kept()
+        if self.runner is not None:
+            self.runner.forget()
+        self.app, self.dataframe = self._engine()
+        self._save_states_on_revoke()
+        self._state_store = self._store()
 
     def _on_payload(
         self, value: bytes | None, key: bytes | None, timestamp: int, headers: Any, state: State[bytes, bytes]

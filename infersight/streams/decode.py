@@ -4,7 +4,9 @@ KServe and Seldon loggers send the model's own request or response as the event 
 body's shape says which protocol it speaks: Open Inference Protocol v2 (typed tensors under
 ``inputs`` or ``outputs``), KServe / TF-Serving v1 (``instances``, ``inputs``, ``predictions``,
 ``outputs``) or Seldon (``data``, ``jsonData``, ``strData``, ``binData``). JSON of any other
-shape is ``raw``: stored and counted upstream, never an error.
+shape is ``raw``: stored and counted upstream, never an error. A body that claims JSON, gzip or a
+known protocol and is not valid is data too: :func:`decode_event` keeps it ``raw``
+(:class:`Undecodable`, with a bounded reason for the counter) rather than losing it.
 
 v2 tensors may also come in the binary data extension: a JSON header whose tensors say
 ``"parameters": {"binary_data_size": N}`` instead of ``data``, then the tensors' raw bytes, in
@@ -22,12 +24,13 @@ import json
 import math
 import zlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
 
-from infersight.eventformat import GZIP_MAGIC, InvalidEvent, is_json, load_json, media_type
+from infersight.eventformat import BODY_ERROR, GZIP_MAGIC, InvalidEvent, is_json, load_json, media_type
 from infersight.records import Payload, RawEvent, Tensor
 
 Array = NDArray[Any]
@@ -64,8 +67,44 @@ _HEADER_LENGTH_ATTRIBUTE: Final = "inferenceheadercontentlength"
 _HEADER_LENGTH_PARAMETER: Final = "json-header-size"
 
 
+#: Why a body is kept raw instead of decoded: the ``reason`` label of
+#: ``infersight_undecodable_payloads_total``, a fixed set so that the label stays bounded.
+INVALID_JSON: Final = "invalid_json"
+INVALID_GZIP: Final = "invalid_gzip"
+UNSUPPORTED_ENCODING: Final = "unsupported_encoding"
+INVALID_TENSOR: Final = "invalid_tensor"
+MARKED_BY_INGEST: Final = "marked_by_ingest"
+UNDECODABLE_REASONS: Final = (
+    INVALID_JSON,
+    INVALID_GZIP,
+    UNSUPPORTED_ENCODING,
+    INVALID_TENSOR,
+    MARKED_BY_INGEST,
+)
+
+
 class DecodeError(ValueError):
-    """The body claims a known protocol (or JSON, or gzip) and is not valid; the message says why."""
+    """The body claims a known protocol (or JSON, or gzip) and is not valid; the message says why.
+
+    ``reason`` is one of :data:`UNDECODABLE_REASONS` (never :data:`MARKED_BY_INGEST`, which only
+    :func:`decode_event` gives).
+    """
+
+    def __init__(self, message: str, reason: str = INVALID_TENSOR) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Undecodable(Payload):
+    """A body that would not decode, kept ``raw`` byte for byte like any body of no known protocol.
+
+    ``reason`` (one of :data:`UNDECODABLE_REASONS`) is what the worker counts; ``detail`` is the
+    decoder's message.
+    """
+
+    reason: str = INVALID_TENSOR
+    detail: str = ""
 
 
 def decode_body(
@@ -101,7 +140,7 @@ def decode_body(
         split = _split_binary(body, header_length)
         if split is None:
             if _expects_json(content_type):
-                raise DecodeError(str(exc)) from exc
+                raise DecodeError(str(exc), INVALID_JSON) from exc
             return Payload("raw")
         document, json_end = split
     try:
@@ -118,14 +157,16 @@ def _inflate(body: bytes, content_type: str | None, content_encoding: str | None
     """Undo gzip, whether declared or only recognised by its magic bytes (some loggers do not say)."""
     encoding = (content_encoding or "").strip().lower()
     if encoding not in ("", "identity", "gzip"):
-        raise DecodeError(f"content encoding {encoding!r} is not supported (gzip or none)")
+        raise DecodeError(
+            f"content encoding {encoding!r} is not supported (gzip or none)", UNSUPPORTED_ENCODING
+        )
     if encoding != "gzip" and not body.startswith(GZIP_MAGIC):
         return body
     try:
         return gzip.decompress(body)
     except (OSError, EOFError, zlib.error) as exc:
         if encoding == "gzip" or _expects_json(content_type):
-            raise DecodeError(f"body is not valid gzip: {exc}") from exc
+            raise DecodeError(f"body is not valid gzip: {exc}", INVALID_GZIP) from exc
         return body  # binary data that merely starts with the magic bytes
 
 
@@ -276,7 +317,8 @@ def header_length_of(attributes: Mapping[str, str]) -> int | None:
 
 def _length(text: str) -> int | None:
     text = text.strip().strip('"')
-    return int(text) if text.isascii() and text.isdigit() else None
+    # Past 18 digits no body is that long, and past 4300 int() refuses the text.
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
 
 
 def _split_binary(body: bytes, header_length: int | None) -> tuple[dict[str, Any], int] | None:
@@ -555,7 +597,17 @@ def _scalar(value: object) -> Array:
 
 
 def decode_event(event: RawEvent) -> Payload:
-    """The body of ``event`` decoded, as its content type and encoding say."""
+    """The body of ``event`` decoded, as its content type and encoding say; :class:`Undecodable` if not.
+
+    Never raises on a bad body: the body is data, stored raw and counted. The pairing decodes
+    waiting halves again with this, and the same bytes give the same answer. A body the ingest
+    marked (:data:`~infersight.eventformat.BODY_ERROR`) is still tried, since a v2 body in the
+    binary extension is no JSON to the ingest; when it fails, the ingest's finding is the reason.
+    """
     attributes = event.attributes
     content_type = attributes.get("datacontenttype")
-    return decode_body(event.data, content_type, event.content_encoding, None, attributes)
+    try:
+        return decode_body(event.data, content_type, event.content_encoding, None, attributes)
+    except DecodeError as exc:
+        reason = MARKED_BY_INGEST if BODY_ERROR in attributes else exc.reason
+        return Undecodable("raw", (), reason, str(exc))

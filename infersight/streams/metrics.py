@@ -1,4 +1,4 @@
-"""The stream workers' own metrics: records handed on, duplicates, pending halves, event lag."""
+"""The stream workers' own metrics: records handed on, raw and undecodable bodies, duplicates, lag."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from infersight.records import MODEL_LABELS, InferenceRecord, ModelRef, RawEvent
+from infersight.streams.decode import Undecodable
 from infersight.times import to_unix
 
 LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
@@ -22,8 +23,14 @@ class StreamMetrics:
         )
         self.raw_payloads = Counter(
             "infersight_raw_payloads_total",
-            "Request or response bodies of no known protocol, kept raw.",
+            "Request or response bodies kept raw: of no known protocol, or undecodable.",
             MODEL_LABELS,
+            registry=registry,
+        )
+        self.undecodable = Counter(
+            "infersight_undecodable_payloads_total",
+            "Raw payloads whose body claims JSON, gzip or a known protocol and does not decode, by reason.",
+            [*MODEL_LABELS, "reason"],
             registry=registry,
         )
         self.duplicates = Counter(
@@ -82,6 +89,7 @@ class StreamMetrics:
         self.sampled.labels(*event.model.metric_labels).inc()
 
     def record(self, record: InferenceRecord) -> None:
+        """One record handed on; its raw halves, undecodable ones by reason too (a subset of raw)."""
         labels = record.model.metric_labels
         series = self._record_series.get((labels, record.mode))
         if series is None:
@@ -90,3 +98,5 @@ class StreamMetrics:
         for half in (record.request, record.response):
             if half is not None and half.payload.protocol == "raw":
                 self.raw_payloads.labels(*labels).inc()
+                if isinstance(half.payload, Undecodable):
+                    self.undecodable.labels(*labels, half.payload.reason).inc()

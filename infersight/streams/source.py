@@ -1,9 +1,10 @@
 """Kafka records in, the events the worker takes out: read, checked, sampled and redacted, decoded.
 
-Each step hands back None for a record that goes no further: one that is no CloudEvent (or whose
-body does not decode) is dead-lettered here with its reason and origin, one the model's sampling
-leaves out is counted. Nothing here knows the stream engine, so every step is tested with plain
-records; :mod:`infersight.streams.app` calls them in this order for each record.
+Each step hands back None for a record that goes no further: one that is no CloudEvent is
+dead-lettered here with its reason and origin, one the model's sampling leaves out is counted. A
+request or response whose body does not decode goes on, kept raw: the body is data. Nothing here
+knows the stream engine, so every step is tested with plain records; :mod:`infersight.streams.app`
+calls them in this order for each record.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from infersight.privacy import TrafficRules
 from infersight.records import FEEDBACK, SELDON_FEEDBACK, Half, ModelRef, RawEvent, event_type_label, half_of
 from infersight.sinks.base import Headers
 from infersight.sinks.deadletter import ORIGIN_HEADER, DeadLetters
-from infersight.streams.decode import DecodeError, decode_event
+from infersight.streams.decode import Undecodable, decode_event
 from infersight.streams.metrics import StreamMetrics
 
 log = logging.getLogger("infersight.worker")
@@ -68,15 +69,17 @@ class Source:
         return key, kept.data, event_headers(kept)
 
     def half(self, event: RawEvent, origin: str) -> Half | None:
-        """A request or response decoded for pairing; None for other events (counted) or a bad body."""
+        """A request or response decoded for pairing, raw if its body would not decode; None for others.
+
+        Other events are counted by type. A body that does not decode is paired and stored as it
+        came, and counted once its record is handed on (with the raw payloads).
+        """
         if half_of(event) is None:
             self.metrics.other_events.labels(event_type_label(event.type)).inc()
             return None
-        try:
-            payload = decode_event(event)
-        except DecodeError as exc:
-            self.dead_letter(event.data, event_headers(event), origin, "undecodable_payload", str(exc))
-            return None
+        payload = decode_event(event)
+        if isinstance(payload, Undecodable):
+            log.info("a body from %s is kept raw: %s: %s", origin, payload.reason, payload.detail)
         return Half(event=event, payload=payload, received_at=time.time())
 
     def dead_letter(
