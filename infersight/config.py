@@ -110,7 +110,7 @@ class IngestConfig(Section):
     kafka_timeout_seconds: float = Field(2.0, gt=0)
     retry_after_seconds: int = Field(5, ge=1)
     max_in_flight: int = Field(20_000, ge=1)
-    linger_ms: int = Field(5, ge=0)
+    linger_ms: int = Field(0, ge=0)
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
     max_models_in_metrics: int = Field(500, ge=1)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"

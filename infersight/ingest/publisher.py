@@ -45,7 +45,19 @@ _DRAIN_CHUNK = 5000
 _IDLE_DRAIN_SECONDS = 0.01
 _ORPHAN_SCAN_SECONDS = 5.0
 
-Delivery = tuple["asyncio.Future[None]", KafkaError | None]
+
+
+class Acks:
+    """Kafka's acknowledgements of one group of events: ``done`` once all came, or the first error."""
+
+    __slots__ = ("done", "waiting")
+
+    def __init__(self, done: asyncio.Future[None], waiting: int) -> None:
+        self.done = done
+        self.waiting = waiting
+
+
+Delivery = tuple[Acks, KafkaError | None]
 Headers = list[tuple[str, str | bytes | None]]
 
 
@@ -125,17 +137,20 @@ class KafkaPublisher:
                 with contextlib.suppress(RuntimeError):  # the loop closed during shutdown
                     self._loop.call_soon_threadsafe(self._settle, reports)
 
-    def _delivered(self, future: asyncio.Future[None], error: KafkaError | None, message: Message) -> None:
-        self._reports.append((future, error))
+    def _delivered(self, acks: Acks, error: KafkaError | None, message: Message) -> None:
+        self._reports.append((acks, error))
 
     def _settle(self, reports: list[Delivery]) -> None:
-        for future, error in reports:
-            if future.done():  # its request already timed out
+        for acks, error in reports:
+            done = acks.done
+            if done.done():  # its request already timed out, or an event of it failed
                 continue
-            if error is None:
-                future.set_result(None)
-            else:
-                future.set_exception(KafkaException(error))
+            if error is not None:
+                done.set_exception(KafkaException(error))
+                continue
+            acks.waiting -= 1
+            if not acks.waiting:
+                done.set_result(None)
         self._ready_at = time.monotonic()
 
     def _on_error(self, error: KafkaError) -> None:
@@ -196,22 +211,21 @@ class KafkaPublisher:
         if bounded and self.in_flight + len(events) > self.max_in_flight:
             raise IngestError("kafka_unavailable", f"{self.in_flight} events already wait for Kafka")
         assert self._loop is not None
-        deliveries: list[asyncio.Future[None]] = []
+        acks = Acks(self._loop.create_future(), len(events))
+        delivered = partial(self._delivered, acks)
+        produce = self._producer.produce
         self.in_flight += len(events)
         try:
             for event in events:
-                delivery = self._loop.create_future()
-                self._producer.produce(
+                produce(
                     self.topic,
                     value=event.data,
                     key=event.model.partition_key,
                     headers=cast(Headers, to_kafka_headers(event.attributes, event.content_encoding)),
-                    on_delivery=partial(self._delivered, delivery),
+                    on_delivery=delivered,
                 )
-                deliveries.append(delivery)
             async with asyncio.timeout(self.timeout):
-                for delivery in deliveries:
-                    await delivery
+                await acks.done
         except BufferError as exc:
             raise IngestError("kafka_unavailable", "the producer's queue is full") from exc
         except (KafkaException, TimeoutError) as exc:
