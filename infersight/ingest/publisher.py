@@ -46,7 +46,6 @@ _IDLE_DRAIN_SECONDS = 0.01
 _ORPHAN_SCAN_SECONDS = 5.0
 
 
-
 class Acks:
     """Kafka's acknowledgements of one group of events: ``done`` once all came, or the first error."""
 
