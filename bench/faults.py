@@ -51,6 +51,7 @@ SCENARIOS = {
         "test_kafka_outage.py",
         "test_broker_outage_every_event_is_spooled_acknowledged_and_stored",
     ),
+    "ingest-restart": ("test_ingest_restart.py", "test_an_ingest_restarted_under_traffic_loses_no_event"),
     "ingest-killed-spooling": (
         "test_kafka_outage.py",
         "test_an_ingest_killed_while_it_spools_drains_its_spool_when_started_again",

@@ -112,6 +112,8 @@ class IngestConfig(Section):
     max_in_flight: int = Field(20_000, ge=1)
     linger_ms: int = Field(0, ge=0)
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
+    #: After SIGTERM: answer (with ``Connection: close``) this long before closing the port.
+    drain_seconds: float = Field(5.0, ge=0)
     max_models_in_metrics: int = Field(500, ge=1)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 

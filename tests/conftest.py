@@ -24,6 +24,8 @@ from tests.helpers import Ingest, free_port, run_ingest
 # Every ingest of the session, in this process or started from it, spools in a folder of the
 # session's unless its test names one: never in the user's state folder, never another run's.
 os.environ.setdefault("INFERSIGHT_INGEST__SPOOL__PATH", tempfile.mkdtemp(prefix="infersight-spool-"))
+# A test's ingest stops at once on SIGTERM; the restart test sets the drain it measures.
+os.environ.setdefault("INFERSIGHT_INGEST__DRAIN_SECONDS", "0")
 
 
 def _docker_answers() -> bool:

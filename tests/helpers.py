@@ -75,6 +75,7 @@ class Ingest:
     topic: str
     log: Path
     pid: int
+    process: subprocess.Popen[bytes]
 
 
 @contextlib.contextmanager
@@ -126,7 +127,7 @@ def run_ingest(
     # With a certificate configured the ingest speaks HTTPS only.
     tls = "INFERSIGHT_INGEST__TLS__CERTFILE" in environment
     with serve("ingest", log_dir, environment, "/readyz", tls=tls, port=port) as (process, url, log):
-        yield Ingest(url=url, topic=topic, log=log, pid=process.pid)
+        yield Ingest(url=url, topic=topic, log=log, pid=process.pid, process=process)
 
 
 def topic_size(bootstrap: str, topic: str) -> int:

@@ -165,8 +165,11 @@ def test_strimzi_kafka_runs_in_kraft_mode_with_a_node_pool(base: list[Manifest])
 
 
 def test_deployments_run_infersight_as_non_root(base: list[Manifest]) -> None:
-    for name, command in (("infersight-ingest", "ingest"), ("infersight-worker", "worker")):
-        deployment = find(base, "Deployment", name)
+    for kind, name, command in (
+        ("StatefulSet", "infersight-ingest", "ingest"),
+        ("Deployment", "infersight-worker", "worker"),
+    ):
+        deployment = find(base, kind, name)
         spec = deployment["spec"]["template"]["spec"]
         assert spec["securityContext"]["runAsNonRoot"] is True and spec["securityContext"]["runAsUser"] != 0
         main = container(deployment)
@@ -175,14 +178,34 @@ def test_deployments_run_infersight_as_non_root(base: list[Manifest]) -> None:
         env = {item["name"]: item.get("value") for item in main["env"]}
         mounted = {m["mountPath"] for m in main["volumeMounts"]}
         assert Path(env["INFERSIGHT_CONFIG"]).parent.as_posix() in mounted
-    ingest = container(find(base, "Deployment", "infersight-ingest"))
+    ingest = container(find(base, "StatefulSet", "infersight-ingest"))
     assert ingest["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert ingest["livenessProbe"]["httpGet"]["path"] == "/healthz"
 
 
+def test_the_ingest_keeps_its_spool_on_a_volume_and_drains_before_it_stops(base: list[Manifest]) -> None:
+    """A rolling update loses nothing a logger that never retries sends (see README, the spool)."""
+    ingest = find(base, "StatefulSet", "infersight-ingest")
+    spec = ingest["spec"]["template"]["spec"]
+    main = container(ingest)
+    env = {item["name"]: item.get("value") for item in main["env"]}
+    claims = {claim["metadata"]["name"] for claim in ingest["spec"]["volumeClaimTemplates"]}
+    mounts = {mount["mountPath"]: mount["name"] for mount in main["volumeMounts"]}
+    assert mounts[env["INFERSIGHT_INGEST__SPOOL__PATH"]] in claims  # a disk that outlives the pod
+    pre_stop = float(main["lifecycle"]["preStop"]["exec"]["command"][-1])
+    drain = float(env["INFERSIGHT_INGEST__DRAIN_SECONDS"])
+    settings = Settings()
+    # The grace period covers the endpoints' update, the drain, the last waits for Kafka and the flush.
+    assert (
+        spec["terminationGracePeriodSeconds"] > pre_stop + drain + 2 * settings.ingest.kafka_timeout_seconds
+    )
+    probe = main["readinessProbe"]
+    assert probe["periodSeconds"] * probe.get("failureThreshold", 3) < drain  # out of the Service in time
+
+
 def test_monitors_select_the_pods_and_ports_and_name_the_jobs(base: list[Manifest]) -> None:
     service = find(base, "Service", "infersight-ingest")
-    ingest = find(base, "Deployment", "infersight-ingest")
+    ingest = find(base, "StatefulSet", "infersight-ingest")
     pod_labels = ingest["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
     assert service["spec"]["ports"][0]["targetPort"] in {p["name"] for p in container(ingest)["ports"]}

@@ -27,6 +27,8 @@ class Traffic:
         self.pause = pause
         self.answers: dict[str, list[int]] = {}
         self.retry_after: set[str] = set()
+        #: Why posts got no answer, by exception type.
+        self.errors: Counter[str] = Counter()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads = [threading.Thread(target=self._send) for _ in range(senders)]
@@ -39,8 +41,10 @@ class Traffic:
                 for kind, body in self.halves:
                     try:
                         answer = client.post(self.url, headers=kserve_headers(event_id, kind), content=body)
-                    except httpx.HTTPError:
+                    except httpx.HTTPError as exc:
                         statuses.append(0)
+                        with self._lock:
+                            self.errors[f"{type(exc).__name__}: {exc}"] += 1
                         continue
                     statuses.append(answer.status_code)
                     if answer.status_code == 503:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from infersight.cli.context import kafka_error, settings_of, tls_files
+from infersight.cli.context import CliError, kafka_error, settings_of, tls_files
 from infersight.kafkaclient import (
     KafkaAuthenticationFailed,
     KafkaUnreachable,
@@ -29,7 +29,8 @@ def ingest(
     import uvicorn
 
     from infersight import logs
-    from infersight.ingest.app import create_app
+    from infersight.ingest.app import create_api
+    from infersight.ingest.serving import DrainingServer, listening_socket
 
     settings = settings_of(ctx)
     config = settings.ingest
@@ -55,14 +56,25 @@ def ingest(
             if created:
                 console.print(f"created Kafka topics: {', '.join(created)}", highlight=False)
     certfile, keyfile = tls_files(config.tls)
-    uvicorn.run(
-        create_app(settings),
-        host=host or config.host,
-        port=port if port is not None else config.port,
-        log_level=config.log_level,
-        access_log=False,
-        server_header=False,
-        proxy_headers=False,
-        ssl_certfile=certfile,
-        ssl_keyfile=keyfile,
+    api, receiver = create_api(settings)
+    address = host or config.host, port if port is not None else config.port
+    try:
+        sock = listening_socket(*address)
+    except OSError as exc:
+        raise CliError(f"cannot listen on {address[0]}:{address[1]}: {exc.strerror or exc}") from exc
+    server = DrainingServer(
+        uvicorn.Config(
+            receiver.front(api),
+            log_level=config.log_level,
+            access_log=False,
+            server_header=False,
+            proxy_headers=False,
+            ssl_certfile=certfile,
+            ssl_keyfile=keyfile,
+            timeout_graceful_shutdown=int(config.kafka_timeout_seconds) + 5,
+        ),
+        sock,
+        config.drain_seconds,
+        receiver.start_draining,
     )
+    server.run(sockets=[sock])

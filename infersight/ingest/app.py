@@ -189,7 +189,9 @@ def create_api(settings: Settings, registry: CollectorRegistry | None = None) ->
     )
     async def readyz() -> Response:
         status: dict[str, str | int]
-        if await publisher.kafka_ready():
+        if receiver.draining:
+            status, code = {"status": "draining", "detail": "stopping: send to another ingest"}, 503
+        elif await publisher.kafka_ready():
             status, code = {"status": "ready"}, 200
         elif publisher.spool_can_take():
             # Still ready: taken out of its Service, the ingest would lose what loggers send.

@@ -31,6 +31,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 EVENT_PATHS = frozenset({"/", "/events"})
 _JSON = (b"content-type", b"application/json")
+_CLOSE = (b"connection", b"close")
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -85,6 +86,11 @@ class Receiver:
         self.auth = BearerAuth(config.auth_tokens)
         self.limit = config.max_body_bytes
         self.retry_after = str(config.retry_after_seconds).encode()
+        #: Set on SIGTERM: every answer closes its connection, so the client's next one goes elsewhere.
+        self.draining = False
+
+    def start_draining(self) -> None:
+        self.draining = True
 
     async def handle(self, scope: Scope, receive: Receive) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         """Status, JSON body and headers of the answer to one request."""
@@ -129,6 +135,8 @@ class Receiver:
             if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in EVENT_PATHS:
                 status, body, headers = await self.handle(scope, receive)
                 headers.append((b"content-length", str(len(body)).encode()))
+                if self.draining:
+                    headers.append(_CLOSE)
                 await send({"type": "http.response.start", "status": status, "headers": headers})
                 await send({"type": "http.response.body", "body": body})
             else:
