@@ -43,14 +43,17 @@ def wait_ready(
     log: Path,
     timeout: float = 60,
     verify: str | bool = True,
+    status: str | None = None,
 ) -> None:
-    """Until ``url`` answers 200; a process that exits or stays unready fails with its log."""
+    """Until ``url`` answers 200 (with ``"status": status`` in its JSON, if given); a process that
+    exits or stays unready fails with its log."""
     deadline = time.monotonic() + timeout
     while True:
         if process.poll() is not None:
             raise RuntimeError(f"{name} exited with {process.returncode}: {log.read_text()}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=2, verify=verify).status_code == 200:
+        with contextlib.suppress(httpx.HTTPError, ValueError):
+            answer = httpx.get(url, timeout=2, verify=verify)
+            if answer.status_code == 200 and (status is None or answer.json().get("status") == status):
                 return
         if time.monotonic() > deadline:
             raise RuntimeError(f"{name} did not become ready: {log.read_text()}")
@@ -87,6 +90,7 @@ def serve(
     *,
     tls: bool = False,
     port: int | None = None,
+    status: str | None = None,
 ) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
     """``infersight <command>`` on ``port`` (a free one by default) in its own process, ready when
     ``ready_path`` answers 200.
@@ -106,7 +110,12 @@ def serve(
     url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     try:
         wait_ready(
-            process, f"{url}{ready_path}", command, log, verify=environment.get("INFERSIGHT_TEST_CA", True)
+            process,
+            f"{url}{ready_path}",
+            command,
+            log,
+            verify=environment.get("INFERSIGHT_TEST_CA", True),
+            status=status,
         )
         yield process, url, log
     finally:
@@ -115,9 +124,16 @@ def serve(
 
 @contextlib.contextmanager
 def run_ingest(
-    bootstrap: str, topic: str, log_dir: Path, *, port: int | None = None, **env: str
+    bootstrap: str,
+    topic: str,
+    log_dir: Path,
+    *,
+    port: int | None = None,
+    kafka_ready: bool = True,
+    **env: str,
 ) -> Iterator[Ingest]:
-    """``infersight ingest`` in its own process, ready when ``/readyz`` says so.
+    """``infersight ingest`` in its own process, ready when ``/readyz`` says so: once Kafka answers,
+    or (``kafka_ready=False``) once it takes events at all, into its spool while Kafka is away.
 
     Its spool is a folder of its own unless ``INFERSIGHT_INGEST__SPOOL__PATH`` names one (an
     ingest drains the spool files it finds in its folder).
@@ -126,7 +142,12 @@ def run_ingest(
     environment = kafka_environment(bootstrap, topic, **{"INFERSIGHT_INGEST__SPOOL__PATH": spool, **env})
     # With a certificate configured the ingest speaks HTTPS only.
     tls = "INFERSIGHT_INGEST__TLS__CERTFILE" in environment
-    with serve("ingest", log_dir, environment, "/readyz", tls=tls, port=port) as (process, url, log):
+    status = "ready" if kafka_ready else None
+    with serve("ingest", log_dir, environment, "/readyz", tls=tls, port=port, status=status) as (
+        process,
+        url,
+        log,
+    ):
         yield Ingest(url=url, topic=topic, log=log, pid=process.pid, process=process)
 
 

@@ -195,7 +195,12 @@ def test_an_ingest_killed_while_it_spools_drains_its_spool_when_started_again(tm
                     os.kill(ingest.pid, signal.SIGKILL)
                     first.__exit__(None, None, None)
                     with run_ingest(
-                        bootstrap, topic, tmp_path, port=port, INFERSIGHT_INGEST__SPOOL__PATH=str(spool)
+                        bootstrap,
+                        topic,
+                        tmp_path,
+                        port=port,
+                        kafka_ready=False,  # Kafka is away: it serves from its spool
+                        INFERSIGHT_INGEST__SPOOL__PATH=str(spool),
                     ) as again:
                         figures = spool_figures(again.url)
                         assert figures["infersight_ingest_spool_events"] >= 1000, figures  # the dead one's
