@@ -583,3 +583,18 @@ def test_sqlite_times_are_the_text_sqlalchemy_writes() -> None:
     for spelled in texts:
         value = parse_time(spelled)
         assert sqlite_event_time(value, spelled) == expected(value), spelled
+
+
+def test_a_scalar_or_strided_fp32_tensor_is_stored_as_its_shortest_decimals() -> None:
+    """Seldon's scalars decode to 0-d arrays, transposes to strided ones: both reach the JSON column."""
+    import numpy as np
+    import orjson
+
+    from infersight.records import Payload, Tensor
+    from infersight.sinks.store.tensors import payload_text
+
+    scalar = Payload("seldon", (Tensor("x", np.array(0.1, dtype=np.float32)),))
+    assert orjson.loads(payload_text(scalar, "input")[0])[0]["data"] == 0.1
+    strided = np.arange(6, dtype=np.float32).reshape(2, 3).T
+    columns = Payload("seldon", (Tensor("y", strided),))
+    assert orjson.loads(payload_text(columns, "input")[0])[0]["data"] == [[0, 3], [1, 4], [2, 5]]
