@@ -33,7 +33,6 @@ temporary folder and stops it at the end.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import random
@@ -74,10 +73,10 @@ from worker import (
     CaseTopics,
     WorkerResult,
     check_records,
+    fill,
     log_problems,
     model_names,
     partition_counts,
-    prefill,
     read_values,
     time_worker,
     worker_process,
@@ -551,7 +550,7 @@ def run_case(
     config = write_config(tmp / f"infersight-{case.slug}.yaml", saved, model_names(MODELS, PARTITIONS))
     console.print(f"pre-filling {topics.payloads} with {pairs:,} pairs …")
     started = time.perf_counter()
-    asyncio.run(prefill(bootstrap, topics.payloads, case, pairs, stamp))
+    fill(bootstrap, topics.payloads, case, pairs, stamp, PARTITIONS)
     prefill_s = time.perf_counter() - started
     partitions = partition_counts(bootstrap, topics.payloads)
     if sum(partitions.values()) != 2 * pairs or not all(partitions.values()):

@@ -44,14 +44,13 @@ then say so): a flame graph, or raw stacks and the top functions by own time for
 ``--bootstrap`` or ``$KAFKA_BOOTSTRAP_SERVERS`` it starts the project's local broker in a
 temporary folder and stops it at the end.
 
-The helpers above the line ``--- this benchmark`` (``Case``, ``prefill``, ``worker_process``,
+The helpers above the line ``--- this benchmark`` (``Case``, ``fill``, ``worker_process``,
 ``time_worker``, ``check_records``, ...) are shared with ``bench/detectors.py`` and ``bench/soak.py``.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -314,8 +313,8 @@ def log_problems(path: Path, keep: int = 8) -> list[str]:
 
 
 def partition_of_key(key: bytes, partitions: int) -> int:
-    """The partition Java's murmur2 partitioner (aiokafka's, librdkafka's ``murmur2``) gives ``key``."""
-    from aiokafka.partitioner import murmur2
+    """The partition Java's murmur2 partitioner (kafka-python's, librdkafka's ``murmur2``) gives ``key``."""
+    from kafka.partitioner.default import murmur2
 
     return int((murmur2(key) & 0x7FFFFFFF) % partitions)
 
@@ -373,28 +372,8 @@ def events_of(
             yield key, body, to_kafka_headers(kserve_attributes(event_type, event_id, model, sent))
 
 
-async def prefill(
-    bootstrap: str, topic: str, case: Case, pairs: int, stamp: str, partitions: int = PARTITIONS
-) -> None:
-    """``pairs`` requests, each followed by its response, in the ingest's record format (aiokafka)."""
-    from aiokafka import AIOKafkaProducer
-
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
-    await producer.start()
-    try:
-        deliveries: list[asyncio.Future[Any]] = []
-        for key, body, headers in events_of(case, pairs, stamp, partitions):
-            deliveries.append(await producer.send(topic, value=body, key=key, headers=headers))
-            if len(deliveries) >= 10_000:
-                await asyncio.gather(*deliveries)
-                deliveries.clear()
-        await asyncio.gather(*deliveries)
-    finally:
-        await producer.stop()
-
-
 def fill(bootstrap: str, topic: str, case: Case, pairs: int, stamp: str, partitions: int) -> None:
-    """What :func:`prefill` writes, faster: confluent-kafka with the same (murmur2) partitioner."""
+    """``pairs`` requests, each followed by its response, as the ingest writes them (murmur2 partitioner)."""
     from confluent_kafka import KafkaException, Producer
 
     failures: list[str] = []

@@ -2,8 +2,8 @@
 
 One model gets a saved KSDrift, IForest and AdversarialAE. Its traffic drifts half-way, holds far-away
 points (a fifth of the drifted half), some events that arrive ten minutes late, a canary endpoint
-and feedback; beside it come requests the ingest must refuse, events that go to the dead-letter
-topic and payloads of no known protocol. Prometheus scrapes both processes every second with a copy
+and feedback; beside it come requests the ingest must refuse, bodies that do not decode and
+payloads of no known protocol (both kept raw). Prometheus scrapes both processes every second with a copy
 of the alert rules whose windows and hold times are short. Then every panel query of every
 dashboard, every template variable and every alert rule's signal must return series, and the
 alerts this traffic causes (drift first) must fire while the others stay quiet.
@@ -186,7 +186,7 @@ def send_traffic(client: httpx.Client) -> None:
         send_inference(
             client, f"raw-{index}-{uuid.uuid4().hex[:6]}", {"text": "hello"}, {"answer": 1}, endpoint="canary"
         )
-    # A v2 tensor whose data does not fit its shape: the worker sends it to the dead-letter topic.
+    # A v2 tensor whose data does not fit its shape: the worker keeps it raw and counts it undecodable.
     for index in range(3):
         bad = {"inputs": [{"name": "x", "shape": [2, 2], "datatype": "FP32", "data": [1, 2, 3]}]}
         answer = client.post(
@@ -214,10 +214,11 @@ def send_traffic(client: httpx.Client) -> None:
             content=json.dumps({"request_id": request_id, "label": label}),
         )
         assert answer.status_code == 202, answer.text
-    # Requests the ingest must refuse: a body cut short.
+    # Requests the ingest must refuse: an envelope without its id (a body cut short is data, taken).
     for index in range(30):
-        headers = kserve_headers(f"cut-{index}", "request", "default", False)
-        answer = client.post("/", headers=headers, content=b'{"instances": [[1, 2]')
+        headers = kserve_headers(f"no-id-{index}", "request", "default", False)
+        del headers["Ce-Id"]
+        answer = client.post("/", headers=headers, content=b'{"instances": [[1, 2]]}')
         assert answer.status_code == 400, answer.text
 
 
