@@ -124,10 +124,20 @@ RESPONSE: Final = "response"
 
 def half_of(event: RawEvent) -> str | None:
     """``request`` or ``response`` for inference events (KServe, Seldon), None for anything else."""
-    kind = event.type.rpartition(".")[2]
-    if event.type.endswith(".inference." + kind) and kind in (REQUEST, RESPONSE):
-        return kind
-    return None
+    event_type = event.type
+    try:
+        return _HALVES[event_type]
+    except KeyError:
+        pass
+    kind = event_type.rpartition(".")[2]
+    half = kind if event_type.endswith(".inference." + kind) and kind in (REQUEST, RESPONSE) else None
+    if len(_HALVES) < _HALVES_KEPT:  # a worker sees a handful of types; never more than this many
+        _HALVES[event_type] = half
+    return half
+
+
+_HALVES: dict[str, str | None] = {}
+_HALVES_KEPT = 1024
 
 
 def request_id_of(event: RawEvent) -> str:

@@ -23,6 +23,7 @@ What is written, by :func:`format_time`: RFC 3339 in UTC with ``Z``, microsecond
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from datetime import UTC, datetime, timedelta, timezone
@@ -53,9 +54,17 @@ def parse_time(text: str, *, strict: bool = False) -> datetime:
 
     Raises :class:`ValueError` when ``text`` is not such a time, names a day or hour that does not
     exist, or lies so near the ends of datetime's range that it has no UTC equivalent.
+
+    A worker reads each event's ``time`` three times (checking the event, its lag, its row): the
+    latest texts are remembered, so that the last two are lookups.
     """
     if not isinstance(text, str):
         raise ValueError(f"expected {_EXPECTED[strict]}, got {text!r}")
+    return _parse(text, strict)
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse(text: str, strict: bool) -> datetime:
     match = (_STRICT if strict else _LENIENT).fullmatch(text)
     if match is None:
         raise ValueError(f"expected {_EXPECTED[strict]}, got {text!r}")

@@ -47,8 +47,8 @@ def _values(array: np.ndarray[Any, Any]) -> Any:
     if array.dtype.kind == "f" and array.dtype.itemsize < 8:
         # The shortest decimal that reads back as the same FP32/FP16 value (0.1, not 0.10000000149011612).
         # orjson takes C-contiguous arrays of one dimension or more: a scalar goes as a one-value list.
-        flat = np.ascontiguousarray(array.reshape(-1) if array.ndim == 0 else array)
-        values = orjson.loads(orjson.dumps(flat, option=orjson.OPT_SERIALIZE_NUMPY))
+        contiguous = np.ascontiguousarray(array.reshape(-1) if array.ndim == 0 else array)
+        values = orjson.loads(orjson.dumps(contiguous, option=orjson.OPT_SERIALIZE_NUMPY))
         return values[0] if array.ndim == 0 else values
     return array.tolist()
 
