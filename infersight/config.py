@@ -153,7 +153,7 @@ class WorkerConfig(Section):
     #: A checkpoint (detectors, sinks, then the offsets' commit) every this many records ...
     batch_size: int = Field(2000, ge=1)
     #: ... or this many seconds, whichever comes first.
-    batch_seconds: float = Field(1.0, gt=0)
+    batch_seconds: float = Field(0.5, gt=0)
     #: ``exactly-once`` wraps each checkpoint's records, detections, dead letters, state
     #: changelog and offsets in one Kafka transaction; the store's writes are idempotent either way.
     processing_guarantee: Literal["at-least-once", "exactly-once"] = "at-least-once"
