@@ -9,27 +9,18 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.helpers import free_port, read_topic, report_fault, run_ingest
+from tests.helpers import free_port, read_topic, report_fault, run_ingest, wait_until
 from tests.traffic import Traffic
 
 pytestmark = pytest.mark.slow
 
 DRAIN_SECONDS = "3"
-
-
-def wait_for(condition: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def test_an_ingest_restarted_under_traffic_loses_no_event(kafka_bootstrap: str, tmp_path: Path) -> None:
@@ -42,16 +33,18 @@ def test_an_ingest_restarted_under_traffic_loses_no_event(kafka_bootstrap: str, 
         with run_ingest(kafka_bootstrap, topic, tmp_path, port=port, **env) as second:
             traffic = Traffic(first.url, senders=5, pause=0.005)
             with traffic:
-                wait_for(lambda: traffic.count()[202] >= 200, 60, "traffic before the restart")
+                wait_until(lambda: traffic.count()[202] >= 200, 60, "traffic before the restart")
                 # /readyz on the shared port may be the old one's answer: the new one's log says when
                 # it serves and reaches Kafka.
-                wait_for(lambda: "Kafka answers" in second.log.read_text(), 60, "the new ingest to be ready")
+                wait_until(
+                    lambda: "Kafka answers" in second.log.read_text(), 60, "the new ingest to be ready"
+                )
                 before = traffic.count()[202]
                 os.kill(first.pid, signal.SIGTERM)
                 assert first.process.wait(timeout=30) is not None  # drained and exited by itself
                 after_stop = traffic.count()[202]
                 assert after_stop > before, "the senders went on while the old ingest drained"
-                wait_for(lambda: traffic.count()[202] >= after_stop + 200, 60, "traffic to the new ingest")
+                wait_until(lambda: traffic.count()[202] >= after_stop + 200, 60, "traffic to the new ingest")
             assert httpx.get(f"{second.url}/readyz", timeout=10).status_code == 200
     finally:
         old.__exit__(None, None, None)

@@ -29,6 +29,7 @@ from tests.helpers import (
     run_worker,
     wait_ready,
     wait_stored,
+    wait_until,
 )
 from tests.traffic import Traffic
 
@@ -43,14 +44,6 @@ def kafka_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[st
         text=True,
         timeout=180,
     )
-
-
-def wait_for(condition: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 #: How long the broker stays away, and the senders' pace: 5 senders, at most 100 events/s each.
@@ -81,9 +74,19 @@ def own_broker(tmp_path: Path) -> Iterator[tuple[dict[str, str], str]]:
         kafka_cli(env, "stop")
 
 
-def worker_ready(worker: Worker) -> None:
-    """Until the worker has joined its group: the outage must find it running, not starting."""
-    wait_ready(worker.process, worker.metrics_url.replace("/metrics", "/readyz"), "worker", worker.log)
+@contextlib.contextmanager
+def ready_worker(bootstrap: str, topic: str, tmp_path: Path, store: Path) -> Iterator[Worker]:
+    """A worker storing to ``store``, running (not starting) before the outage finds it."""
+    with run_worker(
+        bootstrap,
+        topic,
+        tmp_path,
+        INFERSIGHT_STORE__URL=f"sqlite:///{store}",
+        INFERSIGHT_WORKER__PAIRING_TIMEOUT_SECONDS="1",
+        INFERSIGHT_WORKER__BATCH_SECONDS="0.2",
+    ) as worker:
+        wait_ready(worker.process, worker.metrics_url.replace("/metrics", "/readyz"), "worker", worker.log)
+        yield worker
 
 
 def spool_figures(url: str) -> dict[str, float]:
@@ -124,41 +127,33 @@ def test_broker_outage_every_event_is_spooled_acknowledged_and_stored(tmp_path: 
         store = tmp_path / "store.db"
         with (
             run_ingest(bootstrap, topic, tmp_path) as ingest,
-            run_worker(
-                bootstrap,
-                topic,
-                tmp_path,
-                INFERSIGHT_STORE__URL=f"sqlite:///{store}",
-                INFERSIGHT_WORKER__PAIRING_TIMEOUT_SECONDS="1",
-                INFERSIGHT_WORKER__BATCH_SECONDS="0.2",
-            ) as worker,
+            ready_worker(bootstrap, topic, tmp_path, store),
         ):
-            worker_ready(worker)
             with Traffic(ingest.url, senders=SENDERS, pause=PAUSE) as traffic:
-                wait_for(lambda: traffic.count()[202] >= 200, 60, "traffic before the outage")
+                wait_until(lambda: traffic.count()[202] >= 200, 60, "traffic before the outage")
                 wait_stored(f"sqlite:///{store}", set(sorted(traffic.acknowledged())[:100]), timeout=60)
                 stopped = kafka_cli(env, "stop")
                 assert stopped.returncode == 0 and "stopped" in stopped.stdout
                 down_at = time.monotonic()
-                wait_for(
+                wait_until(
                     lambda: spool_figures(ingest.url)["infersight_ingest_spool_events"] > 0, 30, "spooling"
                 )
                 ready = httpx.get(f"{ingest.url}/readyz", timeout=10)
                 assert ready.status_code == 200 and ready.json()["status"] == "degraded"
-                wait_for(lambda: time.monotonic() >= down_at + OUTAGE_SECONDS, 60, "the outage's end")
+                wait_until(lambda: time.monotonic() >= down_at + OUTAGE_SECONDS, 60, "the outage's end")
                 spooled = spool_figures(ingest.url)
                 assert spooled["infersight_ingest_spool_events"] >= 1000, spooled
                 assert spooled["infersight_ingest_spool_oldest_age_seconds"] > 1, spooled
 
                 assert kafka_cli(env, "start").returncode == 0
-                wait_for(
+                wait_until(
                     lambda: spool_figures(ingest.url)["infersight_ingest_spool_events"] == 0, 120, "the drain"
                 )
                 drained = spool_figures(ingest.url)["infersight_ingest_spool_drained_total"]
                 assert drained >= spooled["infersight_ingest_spool_events"]
                 assert httpx.get(f"{ingest.url}/readyz", timeout=10).json()["status"] == "ready"
                 more = traffic.count()[202] + 100
-                wait_for(lambda: traffic.count()[202] >= more, 60, "traffic after the drain")
+                wait_until(lambda: traffic.count()[202] >= more, 60, "traffic after the drain")
             check_outage_outcome("broker outage", bootstrap, topic, store, traffic, ingest_died=False)
 
 
@@ -169,25 +164,17 @@ def test_an_ingest_killed_while_it_spools_drains_its_spool_when_started_again(tm
         store = tmp_path / "store.db"
         spool = tmp_path / "spool"
         port = free_port()
-        with run_worker(
-            bootstrap,
-            topic,
-            tmp_path,
-            INFERSIGHT_STORE__URL=f"sqlite:///{store}",
-            INFERSIGHT_WORKER__PAIRING_TIMEOUT_SECONDS="1",
-            INFERSIGHT_WORKER__BATCH_SECONDS="0.2",
-        ) as worker:
-            worker_ready(worker)
+        with ready_worker(bootstrap, topic, tmp_path, store):
             first = run_ingest(
                 bootstrap, topic, tmp_path, port=port, INFERSIGHT_INGEST__SPOOL__PATH=str(spool)
             )
             ingest = first.__enter__()
             try:
                 with Traffic(ingest.url, senders=SENDERS, pause=PAUSE) as traffic:
-                    wait_for(lambda: traffic.count()[202] >= 200, 60, "traffic before the outage")
+                    wait_until(lambda: traffic.count()[202] >= 200, 60, "traffic before the outage")
                     wait_stored(f"sqlite:///{store}", set(sorted(traffic.acknowledged())[:100]), timeout=60)
                     assert kafka_cli(env, "stop").returncode == 0
-                    wait_for(
+                    wait_until(
                         lambda: spool_figures(ingest.url)["infersight_ingest_spool_events"] >= 1000,
                         60,
                         "1,000 events spooled",
@@ -205,15 +192,15 @@ def test_an_ingest_killed_while_it_spools_drains_its_spool_when_started_again(tm
                         figures = spool_figures(again.url)
                         assert figures["infersight_ingest_spool_events"] >= 1000, figures  # the dead one's
                         more = traffic.count()[202] + 500
-                        wait_for(lambda: traffic.count()[202] >= more, 60, "202s from the new ingest")
+                        wait_until(lambda: traffic.count()[202] >= more, 60, "202s from the new ingest")
                         assert kafka_cli(env, "start").returncode == 0
-                        wait_for(
+                        wait_until(
                             lambda: spool_figures(again.url)["infersight_ingest_spool_events"] == 0,
                             120,
                             "the drain of both spool files",
                         )
                         more = traffic.count()[202] + 100
-                        wait_for(lambda: traffic.count()[202] >= more, 60, "traffic after the drain")
+                        wait_until(lambda: traffic.count()[202] >= more, 60, "traffic after the drain")
             finally:
                 first.__exit__(None, None, None)
             assert [path.name for path in spool.glob("*.spool")] == [], "the orphan was drained and removed"
