@@ -208,7 +208,7 @@ def test_undecodable_bodies_are_paired_and_stored_raw_and_counted(pipeline: Pipe
     assert pipeline.counter(undecodable, **model, reason="invalid_tensor") == 1
     raw = pipeline.counter("infersight_raw_payloads_total", **model)
     assert raw is not None and raw >= 2
-    assert pipeline.counter("infersight_deadletters_total", reason="undecodable_payload") == 0
+    assert pipeline.counter("infersight_deadletters_total", reason="undecodable_payload") is None  # none such
 
 
 def test_a_record_that_is_no_cloudevent_goes_to_the_dead_letter_topic(pipeline: Pipeline) -> None:

@@ -11,7 +11,7 @@ from infersight.sinks.detections import to_kafka
 
 REASON_HEADER = "infersight-deadletter-reason"
 ORIGIN_HEADER = "infersight-deadletter-origin"
-REASONS = ("invalid_event", "undecodable_payload", "store_refused", "reply_failed")
+REASONS = ("invalid_event", "store_refused", "reply_failed")
 
 
 class DeadLetters:
