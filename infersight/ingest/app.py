@@ -23,7 +23,7 @@ from infersight.config import Settings
 from infersight.eventformat import BATCH, STRUCTURED
 from infersight.ingest.metrics import IngestMetrics, SpoolCollector
 from infersight.ingest.publisher import KafkaPublisher
-from infersight.ingest.receiver import EVENT_PATHS, ASGIApp, Receiver
+from infersight.ingest.receiver import EVENT_PATHS, Receiver
 from infersight.privacy import TrafficRules
 
 
@@ -218,9 +218,3 @@ def create_api(settings: Settings, registry: CollectorRegistry | None = None) ->
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return api, receiver
-
-
-def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> ASGIApp:
-    """The ASGI application ``infersight ingest`` serves."""
-    api, receiver = create_api(settings, registry)
-    return receiver.front(api)

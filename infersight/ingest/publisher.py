@@ -265,7 +265,7 @@ class KafkaPublisher:
                 continue
             moved = 0
             for file in (*spool.orphans, spool.own):
-                chunk = await spool.read(file, 0, _DRAIN_CHUNK)
+                chunk = await spool.read(file, _DRAIN_CHUNK)
                 if not chunk:
                     continue
                 try:

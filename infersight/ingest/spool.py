@@ -52,15 +52,24 @@ class SpoolFull(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Spooled:
-    """One event read back from a spool file, with the row id that removes it."""
+    """One event read back from a spool file, with the row id that removes it and its size."""
 
     id: int
     event: RawEvent
+    #: What it counts against ``max_bytes``: its body and its attributes as the file holds them.
+    size: int
 
 
-def event_size(event: RawEvent) -> int:
-    """What an event counts against ``max_bytes``: its body and its attributes as the file holds them."""
-    return len(event.data) + len(orjson.dumps(event.attributes))
+#: An event as a row is written: its attributes as JSON, its encoding, its body.
+Row = tuple[bytes, str | None, bytes]
+
+
+def row_of(event: RawEvent) -> Row:
+    return orjson.dumps(event.attributes), event.content_encoding, event.data
+
+
+def row_size(row: Row) -> int:
+    return len(row[0]) + len(row[2])
 
 
 class SpoolFile:
@@ -78,23 +87,24 @@ class SpoolFile:
         ).fetchone()
         self.oldest: float | None = oldest
 
-    def append(self, events: Sequence[RawEvent], now: float) -> None:
-        """Write ``events`` in one transaction: on disk when this returns."""
-        rows = [(now, orjson.dumps(event.attributes), event.content_encoding, event.data) for event in events]
+    def append(self, rows: Sequence[Row], now: float) -> None:
+        """Write ``rows`` in one transaction: on disk when this returns."""
         with self._transaction():
             self._connection.executemany(
-                "INSERT INTO events (spooled_at, attributes, encoding, data) VALUES (?, ?, ?, ?)", rows
+                "INSERT INTO events (spooled_at, attributes, encoding, data) VALUES (?, ?, ?, ?)",
+                [(now, *row) for row in rows],
             )
 
-    def read(self, after: int, limit: int) -> list[Spooled]:
-        """Up to ``limit`` events after row ``after``, oldest first."""
+    def read(self, limit: int) -> list[Spooled]:
+        """The ``limit`` oldest events (drained ones are removed, so these are the next to send)."""
         rows = self._connection.execute(
-            "SELECT id, attributes, encoding, data FROM events WHERE id > ? ORDER BY id LIMIT ?",
-            (after, limit),
+            "SELECT id, attributes, encoding, data FROM events ORDER BY id LIMIT ?", (limit,)
         ).fetchall()
         return [
             Spooled(
-                row_id, RawEvent(attributes=orjson.loads(attributes), data=data, content_encoding=encoding)
+                row_id,
+                RawEvent(attributes=orjson.loads(attributes), data=data, content_encoding=encoding),
+                len(attributes) + len(data),
             )
             for row_id, attributes, encoding, data in rows
         ]
@@ -118,6 +128,13 @@ class SpoolFile:
             self._connection.execute("ROLLBACK")
             raise
         self._connection.execute("COMMIT")
+
+
+def _remove_files(path: Path) -> None:
+    """A spool file with SQLite's companions and its lock file."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    path.with_suffix(_LOCK_SUFFIX).unlink(missing_ok=True)
 
 
 def _lock(path: Path) -> IO[bytes] | None:
@@ -159,7 +176,7 @@ class Spool:
         self.spooled = 0
         self.drained = 0
         self._oldest: dict[Path, float | None] = {path: None}
-        self._waiting: list[tuple[Sequence[RawEvent], asyncio.Future[None]]] = []
+        self._waiting: list[tuple[list[Row], asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
         self.adopt_orphans()
 
@@ -189,14 +206,15 @@ class Spool:
 
     async def append(self, events: Sequence[RawEvent]) -> None:
         """Return once ``events`` are on disk; :class:`SpoolFull` past ``max_bytes``."""
-        size = sum(event_size(event) for event in events)
+        rows = [row_of(event) for event in events]
+        size = sum(row_size(row) for row in rows)
         if self.bytes + size > self.max_bytes:
             raise SpoolFull(f"the spool holds {self.bytes} bytes of its {self.max_bytes}")
         self.events += len(events)
         self.own_events += len(events)
         self.bytes += size
         future = asyncio.get_running_loop().create_future()
-        self._waiting.append((events, future))
+        self._waiting.append((rows, future))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_groups())
         try:
@@ -212,10 +230,10 @@ class Spool:
         loop = asyncio.get_running_loop()
         while self._waiting:
             group, self._waiting = self._waiting, []
-            events = [event for batch, _ in group for event in batch]
+            rows = [row for batch, _ in group for row in batch]
             now = time.time()
             try:
-                await loop.run_in_executor(self._thread, self.own.append, events, now)
+                await loop.run_in_executor(self._thread, self.own.append, rows, now)
             except Exception as exc:  # the disk refused: nobody in this group is acknowledged
                 for _, future in group:
                     if not future.done():
@@ -227,8 +245,8 @@ class Spool:
                 if not future.done():
                     future.set_result(None)
 
-    async def read(self, file: SpoolFile, after: int, limit: int) -> list[Spooled]:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, file.read, after, limit)
+    async def read(self, file: SpoolFile, limit: int) -> list[Spooled]:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, file.read, limit)
 
     async def remove(self, file: SpoolFile, drained: Sequence[Spooled]) -> None:
         """The events up to the last of ``drained`` are in Kafka: forget them."""
@@ -240,7 +258,7 @@ class Spool:
         self.events -= len(drained)
         if file is self.own:
             self.own_events -= len(drained)
-        self.bytes -= sum(event_size(item.event) for item in drained)
+        self.bytes -= sum(item.size for item in drained)
         self.drained += len(drained)
         self._oldest[file.path] = oldest if left else None
         if not left and file is not self.own:
@@ -251,9 +269,7 @@ class Spool:
         file.close()
         self.orphans.remove(file)
         del self._oldest[file.path]
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{file.path}{suffix}").unlink(missing_ok=True)
-        file.path.with_suffix(_LOCK_SUFFIX).unlink(missing_ok=True)
+        _remove_files(file.path)
         self._locks.pop(file.path).close()
 
     def close(self) -> None:
@@ -262,8 +278,6 @@ class Spool:
         for file in (*self.orphans, self.own):
             file.close()
         if self.own_events == 0:
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{self.own.path}{suffix}").unlink(missing_ok=True)
-            self.own.path.with_suffix(_LOCK_SUFFIX).unlink(missing_ok=True)
+            _remove_files(self.own.path)
         for lock in self._locks.values():
             lock.close()
