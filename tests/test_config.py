@@ -89,10 +89,18 @@ def test_missing_file(tmp_path: Path) -> None:
         load_settings(tmp_path / "absent.yaml")
 
 
-def test_cli_prints_one_line_and_fails(tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["before the command", "after the command"])
+def test_cli_prints_one_line_and_fails(tmp_path: Path, where: str) -> None:
     path = write(tmp_path, "kafka:\n  partitions: -1\n")
+    option = ["--config", str(path)]
+    command = ["kafka", "status"]
     result = subprocess.run(
-        [sys.executable, "-m", "infersight", "--config", str(path), "kafka", "status"],
+        [
+            sys.executable,
+            "-m",
+            "infersight",
+            *(option + command if where == "before the command" else command + option),
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -103,3 +111,13 @@ def test_cli_prints_one_line_and_fails(tmp_path: Path) -> None:
     assert lines[0].startswith("error: invalid configuration in")
     assert "kafka.partitions" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_the_configuration_may_follow_the_command() -> None:
+    from infersight.cli.app import config_first
+
+    assert config_first(["up", "--config", "a.yaml"]) == ["--config", "a.yaml", "up"]
+    assert config_first(["kafka", "start", "-c", "a.yaml"]) == ["-c", "a.yaml", "kafka", "start"]
+    assert config_first(["up", "--config=a.yaml"]) == ["--config=a.yaml", "up"]
+    assert config_first(["replay", "--", "--config", "x"]) == ["replay", "--", "--config", "x"]
+    assert config_first(["--config", "a.yaml", "up"]) == ["--config", "a.yaml", "up"]

@@ -45,9 +45,32 @@ def root(
     ctx.obj = State(config_path=config)
 
 
+def config_first(argv: list[str]) -> list[str]:
+    """``argv`` with ``--config`` (or ``-c``) moved before the command, wherever it was given.
+
+    The configuration belongs to the root command, which Click parses before the sub-command's
+    options: moving it lets ``infersight up --config x.yaml`` mean ``infersight --config x.yaml up``,
+    as the documentation promises. Nothing after ``--`` is touched.
+    """
+    moved: list[str] = []
+    rest: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        if arg == "--":
+            rest.extend([arg, *args])
+        elif arg in ("--config", "-c"):
+            value = next(args, None)
+            moved.extend([arg] if value is None else [arg, value])
+        elif arg.startswith("--config="):
+            moved.append(arg)
+        else:
+            rest.append(arg)
+    return [*moved, *rest]
+
+
 def main() -> None:
     try:
-        app()
+        app(args=config_first(sys.argv[1:]))
     except CliError as exc:
         errors.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(1)
