@@ -18,6 +18,9 @@ microsecond are dropped, as Python's datetime cannot hold them. Leap seconds (``
 ``24:00`` are refused, as datetime cannot hold them either. Every time comes back aware, in UTC;
 anything else raises :class:`ValueError` with the text and what is wrong with it.
 
+What people type as a filter, by :func:`parse_moment`: such a time, or an age back from now
+(``90s``, ``15m``, ``2h``, ``7d``), the same in the CLI and the query API.
+
 What is written, by :func:`format_time`: RFC 3339 in UTC with ``Z``, microseconds when not zero.
 """
 
@@ -29,7 +32,7 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Final
 
-__all__ = ["format_time", "parse_time", "to_unix"]
+__all__ = ["format_time", "parse_moment", "parse_time", "to_unix"]
 
 _LENIENT: Final = re.compile(
     r"(?P<year>\d{4})-(?P<month>\d\d)-(?P<day>\d\d)"
@@ -43,6 +46,8 @@ _STRICT: Final = re.compile(
     r"(?P<zone>[Zz]|(?P<sign>[+-])(?P<zone_hour>\d\d):(?P<zone_minute>\d\d))",
     re.ASCII,
 )
+_AGE: Final = re.compile(r"(\d+(?:\.\d+)?)([smhd])", re.ASCII)
+_AGE_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _EXPECTED: Final = {
     False: "an RFC 3339 / ISO 8601 time such as 2025-03-01T12:00:00Z",
     True: "an RFC 3339 time with seconds and a zone, such as 2025-03-01T12:00:00Z",
@@ -104,6 +109,25 @@ def _zone(part: dict[str, str | None]) -> timezone:
         raise ValueError(f"the offset {hours:02}:{minutes:02} is not between -23:59 and +23:59")
     offset = timedelta(hours=hours, minutes=minutes)
     return timezone(-offset if part["sign"] == "-" else offset)
+
+
+def parse_moment(text: str, *, now: datetime | None = None) -> datetime:
+    """A filter's time: :func:`parse_time` (lenient), or an age back from ``now`` such as ``15m``.
+
+    Raises :class:`ValueError` naming both forms when ``text`` is neither.
+    """
+    stripped = text.strip() if isinstance(text, str) else text
+    if isinstance(stripped, str) and (age := _AGE.fullmatch(stripped)):
+        try:
+            return (now or datetime.now(UTC)) - timedelta(seconds=float(age[1]) * _AGE_UNITS[age[2]])
+        except OverflowError:
+            raise ValueError(f"the age {text!r} reaches before the year 1") from None
+    try:
+        return parse_time(stripped)
+    except ValueError as exc:
+        raise ValueError(
+            f"expected a time such as 2025-03-01T12:00:00Z or an age such as 15m, got {text!r}"
+        ) from exc
 
 
 def to_unix(text: str, *, strict: bool = False) -> float:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import json
 import sqlite3
-import time
 import uuid
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from infersight.config import ConfigError, KafkaConfig, ModelConfig, load_settin
 from infersight.kafkaclient import ensure_topics
 from infersight.privacy import REDACTED, TrafficRules, redact_body, sampled_in
 from infersight.records import ModelRef, RawEvent
-from tests.helpers import read_topic, run_ingest, run_worker
+from tests.helpers import read_topic, run_ingest, run_worker, stored_inferences, wait_until
 from tests.test_ingest import kserve_headers
 
 IRIS = ModelRef("models", "iris", "canary")
@@ -171,14 +170,9 @@ def test_only_the_sampled_share_is_stored_and_redacted_fields_never_reach_kafka_
         producer.close()
         kept |= {request_id for request_id in direct_ids if sampled_in(IRIS, request_id, 0.5)}
 
-        deadline = time.monotonic() + 90
-        stored: set[str] = set()
-        while time.monotonic() < deadline and stored != kept:
-            time.sleep(1)
-            if store.exists():
-                with sqlite3.connect(store) as db:
-                    stored = {row[0] for row in db.execute("select request_id from inferences")}
-        assert stored == kept
+        store_url = f"sqlite:///{store}"
+        wait_until(lambda: set(stored_inferences(store_url)) >= kept, 90, "the sampled inferences stored")
+        assert set(stored_inferences(store_url)) == kept
         with sqlite3.connect(store) as db:
             everything = "\n".join(str(row) for row in db.execute("select * from inferences"))
         assert "ada@example.com" not in everything and "X-Request-Id" not in everything

@@ -241,7 +241,9 @@ def test_http_api_pages_filters_and_documents_itself(store: SqlStore) -> None:
     ).json()
     assert [d["id"] for d in detections["items"]] == ["window-a"]
     assert client.get("/v1/payloads", params={"cursor": "garbage"}, headers=auth).status_code == 400
-    assert client.get("/v1/payloads", params={"limit": 0}, headers=auth).status_code == 422
+    too_small = client.get("/v1/payloads", params={"limit": 0}, headers=auth)
+    assert too_small.status_code == 400
+    assert too_small.json() == {"error": "limit: Input should be greater than or equal to 1"}
     assert (
         client.get("/v1/payloads", params={"since": "2025-03-01T12:00:28Z"}, headers=auth).json()["items"][0][
             "request_id"
@@ -285,3 +287,102 @@ def test_the_ingest_serves_the_query_api_when_enabled(store: SqlStore) -> None:
     assert {m["inferenceservice"] for m in models} == {"iris", "digits"}
     disabled, _ = create_api(Settings.model_validate({"store": {"url": url}}))
     assert TestClient(disabled).get("/v1/models").status_code == 404
+
+
+def test_http_api_errors_and_times_are_the_clis(store: SqlStore) -> None:
+    """400 ``{"error": ...}`` for every malformed parameter; the CLI's ages; no 422 documented."""
+    client = TestClient(create_query_app(store.engine, ApiConfig()))
+    for params, message in (
+        ({"since": "last week"}, "since: expected a time such as 2025-03-01T12:00:00Z or an age such as 15m"),
+        ({"outlier": "maybe"}, "outlier: Input should be a valid boolean"),
+        ({"kind": "weird"}, "kind: String should match pattern"),
+    ):
+        path = "/v1/detections" if "kind" in params else "/v1/payloads"
+        answer = client.get(path, params=params)
+        assert answer.status_code == 400, answer.text
+        assert set(answer.json()) == {"error"} and answer.json()["error"].startswith(message)
+    assert client.get("/v1/payloads", params={"since": "15m"}).json()["items"] == []  # stored in 2025
+    assert len(client.get("/v1/payloads", params={"since": "100000d"}).json()["items"]) == ROWS + 3
+    zone_less = client.get("/v1/payloads", params={"since": "2025-03-01 12:00:28"}).json()["items"]
+    assert [p["request_id"] for p in zone_less] == ["iris-29", "iris-28"]  # UTC, as in the CLI
+    schema = client.get("/openapi.json").json()
+    responses = [op["responses"] for path in schema["paths"].values() for op in path.values()]
+    assert responses and not any("422" in r for r in responses)
+    assert all(
+        "400" in r for r, path in zip(responses, schema["paths"], strict=False) if path.startswith("/v1")
+    )
+
+
+def test_docs_and_ui_are_served_from_the_package(store: SqlStore) -> None:
+    client = TestClient(create_query_app(store.engine, ApiConfig()))
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "static/swagger-ui-bundle.js" in docs.text
+    assert "http" not in docs.text.replace('"/openapi.json"', "").split("<body>")[0].lower().replace(
+        "http-equiv", ""
+    )
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "ui.js", "ui.css"):
+        answer = client.get(f"/static/{asset}")
+        assert answer.status_code == 200 and len(answer.content) > 1000, asset
+    assert client.get("/redoc").status_code == 404  # ReDoc only comes from a CDN
+    page = client.get("/ui", follow_redirects=True)
+    assert page.status_code == 200 and page.url.path == "/ui/" and "../static/ui.js" in page.text
+
+
+def test_timeline_counts_traffic_flags_and_labels_per_bucket(store: SqlStore) -> None:
+    client = TestClient(create_query_app(store.engine, ApiConfig()))
+    since, until = BASE_TIME.isoformat(), (BASE_TIME + timedelta(seconds=30)).isoformat()
+    params = {"inferenceservice": "iris", "endpoint": "default", "since": since, "until": until, "buckets": 3}
+    buckets = client.get("/v1/timeline", params=params).json()["buckets"]
+    assert [b["inferences"] for b in buckets] == [5, 5, 5]  # even n: 0-8, 10-18, 20-28
+    assert [b["outliers"] for b in buckets] == [1, 1, 1]  # n = 0, 10, 20
+    assert [b["adversarial"] for b in buckets] == [1, 1, 1]  # n = 0, 14, 28
+    # iris-02 predicted 2, labelled 0
+    assert [(b["labelled"], b["correct"]) for b in buckets] == [(1, 0), (0, 0), (0, 0)]
+    assert buckets[0]["start"].startswith("2025-03-01T12:00:00") and buckets[2]["end"].startswith(
+        "2025-03-01T12:00:30"
+    )
+    whole = client.get("/v1/timeline", params={"inferenceservice": "iris", "buckets": 1}).json()["buckets"]
+    assert [b["inferences"] for b in whole] == [ROWS]
+    assert client.get("/v1/timeline", params={"inferenceservice": "nothing"}).json() == {"buckets": []}
+
+
+def test_a_windows_features_beside_the_traffic_judged_normal_before_it(store: SqlStore) -> None:
+    window = Detection(
+        id="window-f",
+        detector="ks",
+        kind="drift",
+        model=IRIS,
+        detected=True,
+        statistic=0.9,
+        p_value=0.001,
+        threshold=0.0125,
+        window_start=BASE_TIME.timestamp() + 10,
+        window_end=BASE_TIME.timestamp() + 14,
+        request_ids=(),
+        instances=3,
+        features=("0", "1"),
+        feature_statistics=(1.0, 0.0),
+        feature_p_values=(0.001, 1.0),
+    )
+    store.write([], [window], [])
+    client = TestClient(create_query_app(store.engine, ApiConfig()))
+    answer = client.get("/v1/detections/window-f/distributions", params={"bins": 4}).json()
+    assert answer["threshold"] == 0.0125 and [f["feature"] for f in answer["features"]] == ["0", "1"]
+    first = answer["features"][0]
+    # The window: default-endpoint inferences at 10, 12, 14 s (6.0, 6.2, 6.4); the reference those
+    # at 0-8 s, before the window and outside window-a's drift (5.0 ... 5.8).
+    # Four bins of 0.35 from 5.0 to 6.4, shared by both.
+    assert first["current"] == {"count": 3, "counts": [0, 0, 1, 2]}
+    assert first["reference"] == {"count": 5, "counts": [2, 2, 1, 0]}
+    assert first["edges"][0] == 5.0 and abs(first["edges"][-1] - 6.4) < 1e-9
+    assert first["p_value"] == 0.001 and answer["features"][1]["current"]["count"] == 3
+    chosen = client.get(
+        "/v1/detections/window-f/distributions",
+        params={
+            "reference_since": BASE_TIME.isoformat(),
+            "reference_until": (BASE_TIME + timedelta(seconds=3)).isoformat(),
+        },
+    ).json()
+    assert chosen["features"][0]["reference"]["count"] == 2  # 0 s and 2 s
+    missing = client.get("/v1/detections/nothing/distributions")
+    assert missing.status_code == 400 and missing.json() == {"error": "no detection with id 'nothing'"}

@@ -255,7 +255,9 @@ def test_unreadable_event_times_fall_back() -> None:
     for text in ("garbage", "0001-01-01T00:00:00+01:00"):  # the second once escaped as OverflowError
         assert store_time({"time": text}, fallback) == fallback
         assert detector_time(record_at(text)) == -1.0  # when the half was received
-    with pytest.raises(CliError, match="--until: expected an RFC 3339 time or an age"):
+    with pytest.raises(
+        CliError, match="--until: expected a time such as 2025-03-01T12:00:00Z or an age such as 15m"
+    ):
         cli_time("0001-01-01T00:00:00+01:00", "--until")
 
 
@@ -265,3 +267,16 @@ def test_cloudevents_take_rfc3339_times_only() -> None:
     for text in ("2025-03-01T12:00:00", "2025-03-01T12:00Z", "2026-13-45", "0001-01-01T00:00:00+01:00"):
         with pytest.raises(InvalidEvent, match="attribute 'time' is not an RFC 3339 timestamp"):
             validate_attributes({**ATTRIBUTES, "time": text})
+
+
+def test_filters_take_a_time_or_an_age_back_from_now() -> None:
+    from infersight.times import parse_moment
+
+    now = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    assert parse_moment("15m", now=now) == datetime(2025, 3, 1, 11, 45, tzinfo=UTC)
+    assert parse_moment(" 1.5h ", now=now) == datetime(2025, 3, 1, 10, 30, tzinfo=UTC)
+    assert parse_moment("7d", now=now) == datetime(2025, 2, 22, 12, 0, tzinfo=UTC)
+    assert parse_moment("2025-03-01T12:00", now=now) == now
+    for text in ("15", "0.0", "15 m", "-5m", "99999999d", "0001-01-01T00:00:00+01:00"):
+        with pytest.raises(ValueError, match=r"expected a time such as .* or an age|reaches before"):
+            parse_moment(text, now=now)

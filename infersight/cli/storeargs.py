@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -44,20 +43,15 @@ DetectionId = Annotated[
     str | None, typer.Option("--detection", help="Only inferences in this detection's window.")
 ]
 
-_AGE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
 
 def parse_time(text: str | None, option: str) -> datetime | None:
-    """An RFC 3339 time (UTC when it names no zone) or an age back from now."""
+    """An RFC 3339 time (UTC when it names no zone) or an age back from now (:func:`times.parse_moment`)."""
     if text is None:
         return None
-    if match := _AGE.match(text.strip()):
-        return datetime.now(UTC) - timedelta(seconds=float(match[1]) * _UNITS[match[2]])
     try:
-        return times.parse_time(text.strip())
+        return times.parse_moment(text)
     except ValueError as exc:
-        raise CliError(f"{option}: expected an RFC 3339 time or an age like 15m, got {text!r}") from exc
+        raise CliError(f"{option}: {exc}") from exc
 
 
 def store_url(ctx: typer.Context, override: str | None) -> str:

@@ -25,6 +25,7 @@ from infersight.ingest.metrics import IngestMetrics, SpoolCollector
 from infersight.ingest.publisher import KafkaPublisher
 from infersight.ingest.receiver import EVENT_PATHS, Receiver
 from infersight.privacy import TrafficRules
+from infersight.sinks.web import add_docs
 
 
 class Accepted(BaseModel):
@@ -156,6 +157,8 @@ def create_api(settings: Settings, registry: CollectorRegistry | None = None) ->
         title="infersight ingest",
         summary="Receives CloudEvents from model-serving loggers and writes them to Kafka.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
 
     async def receive_events(request: Request) -> Response:
@@ -212,6 +215,7 @@ def create_api(settings: Settings, registry: CollectorRegistry | None = None) ->
         from infersight.sinks.api import mount_query_api
 
         mount_query_api(api, settings)
+    add_docs(api)
 
     @api.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:

@@ -1,7 +1,8 @@
-"""The query API: ``GET /v1/models``, ``/v1/payloads``, ``/v1/detections``, with an optional bearer token.
+"""The query API: ``GET /v1/models``, ``/v1/payloads``, ``/v1/detections`` and what the web UI draws.
 
 A router, so that ``infersight api`` serves it alone and the ingest can mount it (``api.enabled``).
 The handlers are plain functions: FastAPI runs them in its thread pool, off the event loop.
+Every error, a malformed parameter included, is ``{"error": ...}`` with 400 or 401.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Security
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, BeforeValidator, Field
@@ -22,8 +24,16 @@ from infersight.sinks.store.engine import make_engine
 from infersight.sinks.store.filters import DetectionFilter, PayloadFilter, QueryError
 from infersight.sinks.store.migrate import require_current, upgrade
 from infersight.sinks.store.query import list_detections, list_models, list_payloads
-from infersight.sinks.store.views import DetectionPage, ModelSummary, PayloadPage
-from infersight.times import parse_time
+from infersight.sinks.store.series import distributions, timeline
+from infersight.sinks.store.views import (
+    DetectionPage,
+    ModelSummary,
+    PayloadPage,
+    Timeline,
+    WindowDistributions,
+)
+from infersight.sinks.web import add_docs, add_ui
+from infersight.times import parse_moment
 
 
 class ApiError(BaseModel):
@@ -36,24 +46,26 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _rfc3339(value: object) -> object:
-    """A time parameter as RFC 3339 text, seconds and zone included (``parse_time(strict=True)``), in UTC.
+def _moment(value: object) -> object:
+    """A time parameter as the CLI reads it (:func:`parse_moment`): a time, UTC when zone-less, or an age.
 
-    Pydantic alone would also take a bare number as Unix seconds (``since=20250301`` would be 1970)
-    and times without a zone, which the store refuses. A time with no UTC equivalent (year 1 at
-    +01:00) is refused here too, rather than by the database driver.
+    Pydantic alone would also take a bare number as Unix seconds (``since=20250301`` would be 1970);
+    a time with no UTC equivalent (year 1 at +01:00) is refused here too, not by the database driver.
     """
     if not isinstance(value, str):
         return value
-    return parse_time(value, strict=True)
+    return parse_moment(value)
 
 
 # At module level: with postponed annotations FastAPI resolves these names in the module's globals.
-Time = Annotated[datetime, BeforeValidator(_rfc3339)]
+Time = Annotated[datetime, BeforeValidator(_moment)]
 Limit = Annotated[int, Query(ge=1, description="Items per page (at most api.max_page_size).")]
 Cursor = Annotated[str | None, Query(description="next_cursor of the previous page.")]
-Since = Annotated[Time | None, Query(description="From this time (RFC 3339), inclusive.")]
-Until = Annotated[Time | None, Query(description="Until this time (RFC 3339), exclusive.")]
+Since = Annotated[
+    Time | None,
+    Query(description="From this time, inclusive: RFC 3339 (UTC when zone-less) or an age (15m, 2h, 7d)."),
+]
+Until = Annotated[Time | None, Query(description="Until this time, exclusive; the same forms as since.")]
 Flag = Annotated[bool | None, Query(description="Flagged (true) or not (false).")]
 InDrift = Annotated[bool | None, Query(description="Inside (true) or outside a window with drift found.")]
 InDetection = Annotated[str | None, Query(description="Inside this detection's window.")]
@@ -172,27 +184,84 @@ def query_router(engine: Engine, config: ApiConfig) -> APIRouter:
         )
         return list_detections(engine, where, limit=page_size(limit), cursor=cursor)
 
+    @router.get("/timeline", summary="Inferences, flags and accuracy per time bucket, for charts")
+    def traffic(
+        namespace: str | None = None,
+        inferenceservice: str | None = None,
+        endpoint: str | None = None,
+        component: Component = None,
+        since: Since = None,
+        until: Until = None,
+        buckets: Annotated[int, Query(ge=1, le=500, description="Buckets over the span.")] = 60,
+    ) -> Timeline:
+        where = PayloadFilter(
+            namespace=namespace,
+            inferenceservice=inferenceservice,
+            endpoint=endpoint,
+            component=component,
+            since=since,
+            until=until,
+        )
+        return timeline(engine, where, buckets)
+
+    @router.get(
+        "/detections/{detection_id}/distributions",
+        summary="A drift window's features beside a reference: histograms binned alike, p-values",
+    )
+    def window_distributions(
+        detection_id: str,
+        reference_since: Since = None,
+        reference_until: Until = None,
+        bins: Annotated[int, Query(ge=2, le=200)] = 20,
+    ) -> WindowDistributions:
+        reference = None
+        if reference_since is not None or reference_until is not None:
+            reference = PayloadFilter(since=reference_since, until=reference_until)
+        return distributions(engine, detection_id, reference=reference, bins=bins)
+
     return router
 
 
+def _validation_message(exc: RequestValidationError) -> str:
+    """``since: expected a time ...``: each refused parameter by name, with pydantic's reason."""
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error.get("loc", ())[1:]) or "request"
+        reason = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{where}: {reason}")
+    return "; ".join(parts)
+
+
 def add_error_handlers(app: FastAPI) -> None:
-    """Errors as ``{"error": ...}``, the same shape as the ingest's."""
+    """Errors as ``{"error": ...}``, the same shape as the ingest's; a malformed parameter is a 400."""
 
     async def bad_query(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=400)
+
+    async def bad_parameter(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return JSONResponse({"error": _validation_message(exc)}, status_code=400)
 
     async def unauthorized(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
     app.add_exception_handler(QueryError, bad_query)
+    app.add_exception_handler(RequestValidationError, bad_parameter)
     app.add_exception_handler(Unauthorized, unauthorized)
 
 
 def create_query_app(engine: Engine, config: ApiConfig) -> FastAPI:
-    """The application ``infersight api`` serves: the query routes, ``/healthz`` and the OpenAPI document."""
-    app = FastAPI(title="infersight query API", summary="Stored payloads, detections and models.")
+    """What ``infersight api`` serves: the query routes, ``/healthz``, the web UI and the OpenAPI document."""
+    app = FastAPI(
+        title="infersight query API",
+        summary="Stored payloads, detections and models.",
+        docs_url=None,
+        redoc_url=None,
+    )
     app.include_router(query_router(engine, config))
     add_error_handlers(app)
+    add_ui(app)
+    add_docs(app)
 
     @app.get("/healthz", summary="The process is up")
     def healthz() -> dict[str, str]:
@@ -212,7 +281,8 @@ def open_store(url: str, migrate: bool) -> Engine:
 
 
 def mount_query_api(app: FastAPI, settings: Settings) -> None:
-    """Serve ``/v1/...`` from ``app`` too (the ingest does when ``api.enabled``)."""
+    """Serve ``/v1/...`` and the web UI from ``app`` too (the ingest does when ``api.enabled``)."""
     engine = open_store(settings.store.url, settings.store.migrate_on_start)
     app.include_router(query_router(engine, settings.api))
     add_error_handlers(app)
+    add_ui(app)

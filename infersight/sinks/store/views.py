@@ -94,3 +94,49 @@ class PayloadPage(BaseModel):
 class DetectionPage(BaseModel):
     items: list[Detection]
     next_cursor: str | None
+
+
+class Bucket(BaseModel):
+    """One stretch of a timeline: from ``start`` (inclusive) to ``end``."""
+
+    start: datetime
+    end: datetime
+    inferences: int
+    outliers: int
+    adversarial: int
+    labelled: int
+    #: Labelled inferences predicted right: accuracy is ``correct / labelled``.
+    correct: int
+
+    @staticmethod
+    def counts() -> tuple[str, ...]:
+        return ("inferences", "outliers", "adversarial", "labelled", "correct")
+
+
+class Timeline(BaseModel):
+    buckets: list[Bucket]
+
+
+class Histogram(BaseModel):
+    #: Values binned, and the counts per bin between the feature's ``edges``.
+    count: int
+    counts: list[int]
+
+
+class FeatureDistribution(BaseModel):
+    feature: str
+    #: ``len(counts) + 1`` bin edges, shared by the reference and the window.
+    edges: list[float]
+    reference: Histogram
+    current: Histogram
+    p_value: float | None
+    statistic: float | None
+
+
+class WindowDistributions(BaseModel):
+    detection: str
+    detector: str
+    threshold: float | None
+    window_start: datetime
+    window_end: datetime
+    features: list[FeatureDistribution]

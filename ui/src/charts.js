@@ -1,0 +1,247 @@
+// The charts of the UI and the report, on Chart.js: every axis labelled, every series in a legend.
+
+import {
+  BarController,
+  BarElement,
+  CategoryScale,
+  Chart,
+  Filler,
+  Legend,
+  LinearScale,
+  LineController,
+  LineElement,
+  LogarithmicScale,
+  PointElement,
+  ScatterController,
+  Title,
+  Tooltip,
+} from "chart.js";
+
+Chart.register(
+  BarController,
+  BarElement,
+  CategoryScale,
+  Filler,
+  Legend,
+  LinearScale,
+  LineController,
+  LineElement,
+  LogarithmicScale,
+  PointElement,
+  ScatterController,
+  Title,
+  Tooltip,
+);
+
+// Series colours, one per endpoint or series, the same order everywhere.
+export const COLOURS = ["#4c78a8", "#f58518", "#54a24b", "#b279a2", "#9d755d", "#72b7b2"];
+export const FLAGGED = "#e45756";
+
+export function formatTime(value) {
+  const when = new Date(value);
+  if (Number.isNaN(when.getTime())) return String(value);
+  return when.toISOString().replace("T", " ").slice(0, 19);
+}
+
+function timeAxis(title) {
+  return {
+    type: "linear",
+    title: { display: true, text: title },
+    ticks: { maxTicksLimit: 6, callback: (value) => formatTime(value).slice(5, 16) },
+  };
+}
+
+function chartIn(container, config) {
+  const canvas = document.createElement("canvas");
+  container.append(canvas);
+  const chart = new Chart(canvas, {
+    ...config,
+    options: { animation: false, responsive: true, maintainAspectRatio: false, ...config.options },
+  });
+  canvas.chart = chart;
+  return chart;
+}
+
+// Inferences per bucket, one line per endpoint; outliers and adversarial as dashed lines.
+export function trafficChart(container, timelines) {
+  const datasets = [];
+  timelines.forEach((line, index) => {
+    const colour = COLOURS[index % COLOURS.length];
+    const points = (name) => line.buckets.map((b) => ({ x: Date.parse(b.start), y: b[name] }));
+    datasets.push({ label: `${line.label}: inferences`, data: points("inferences"), borderColor: colour });
+    datasets.push({
+      label: `${line.label}: outliers`,
+      data: points("outliers"),
+      borderColor: colour,
+      borderDash: [6, 3],
+    });
+    datasets.push({
+      label: `${line.label}: adversarial`,
+      data: points("adversarial"),
+      borderColor: colour,
+      borderDash: [2, 2],
+    });
+  });
+  return chartIn(container, {
+    type: "line",
+    data: { datasets },
+    options: {
+      plugins: { title: { display: true, text: "Traffic per bucket" } },
+      elements: { point: { radius: 0 } },
+      scales: {
+        x: timeAxis("bucket start (UTC)"),
+        y: { beginAtZero: true, title: { display: true, text: "inferences" } },
+      },
+    },
+  });
+}
+
+// Accuracy from feedback per bucket, one line per endpoint; gaps where nothing was labelled.
+export function accuracyChart(container, timelines) {
+  const datasets = timelines.map((line, index) => ({
+    label: line.label,
+    data: line.buckets.map((b) => ({
+      x: Date.parse(b.start),
+      y: b.labelled ? (100 * b.correct) / b.labelled : null,
+    })),
+    borderColor: COLOURS[index % COLOURS.length],
+    spanGaps: false,
+  }));
+  return chartIn(container, {
+    type: "line",
+    data: { datasets },
+    options: {
+      plugins: { title: { display: true, text: "Accuracy of labelled inferences" } },
+      scales: {
+        x: timeAxis("bucket start (UTC)"),
+        y: { min: 0, max: 100, title: { display: true, text: "accuracy (%)" } },
+      },
+    },
+  });
+}
+
+// One detector's windows over time: p-values (log scale) or, for online detectors, the statistic;
+// the threshold dashed; windows where drift was found in red. onPick(detection) on a click.
+export function driftChart(container, title, series, onPick) {
+  const online = series.every((s) => s.detections.every((d) => d.p_value === null));
+  const value = (d) => (online ? d.statistic : d.p_value);
+  const datasets = series.map((s, index) => ({
+    type: "line",
+    label: s.label,
+    data: s.detections.map((d) => ({ x: Date.parse(d.window_end), y: value(d), detection: d })),
+    borderColor: COLOURS[index % COLOURS.length],
+    pointBackgroundColor: s.detections.map((d) => (d.detected ? FLAGGED : COLOURS[index % COLOURS.length])),
+    pointRadius: s.detections.map((d) => (d.detected ? 5 : 3)),
+  }));
+  const thresholds = series.flatMap((s) => s.detections.map((d) => d.threshold)).filter((t) => t !== null);
+  const xs = datasets.flatMap((d) => d.data.map((p) => p.x));
+  if (thresholds.length && xs.length) {
+    const threshold = thresholds[thresholds.length - 1];
+    datasets.push({
+      type: "line",
+      label: `threshold ${threshold.toPrecision(3)}`,
+      data: [
+        { x: Math.min(...xs), y: threshold },
+        { x: Math.max(...xs), y: threshold },
+      ],
+      borderColor: "#333",
+      borderDash: [5, 5],
+      pointRadius: 0,
+    });
+  }
+  datasets.push({ type: "scatter", label: "drift found", data: [], backgroundColor: FLAGGED });
+  const positive = datasets.flatMap((d) => d.data.map((p) => p.y)).every((y) => y === null || y > 0);
+  return chartIn(container, {
+    type: "line",
+    data: { datasets },
+    options: {
+      plugins: { title: { display: true, text: title } },
+      onClick: (event, elements, chart) => {
+        const hit = elements[0];
+        if (!hit) return;
+        const point = chart.data.datasets[hit.datasetIndex].data[hit.index];
+        if (point.detection) onPick(point.detection);
+      },
+      scales: {
+        x: timeAxis("window end (UTC)"),
+        y: {
+          type: !online && positive ? "logarithmic" : "linear",
+          title: { display: true, text: online ? "test statistic (max in window)" : "p-value" },
+        },
+      },
+    },
+  });
+}
+
+// Per-feature p-values of one window as bars, the threshold as a line.
+export function featureChart(container, window) {
+  const features = window.features;
+  const values = features.map((f) => f.p_value ?? f.statistic);
+  const usesP = features.some((f) => f.p_value !== null);
+  const datasets = [
+    {
+      type: "bar",
+      label: usesP ? "p-value per feature" : "statistic per feature",
+      data: values,
+      backgroundColor: features.map((f) =>
+        usesP && window.threshold !== null && f.p_value !== null && f.p_value < window.threshold
+          ? FLAGGED
+          : COLOURS[0],
+      ),
+    },
+  ];
+  if (window.threshold !== null) {
+    datasets.push({
+      type: "line",
+      label: `threshold ${window.threshold.toPrecision(3)}`,
+      data: features.map(() => window.threshold),
+      borderColor: "#333",
+      borderDash: [5, 5],
+      pointRadius: 0,
+    });
+  }
+  return chartIn(container, {
+    type: "bar",
+    data: { labels: features.map((f) => f.feature), datasets },
+    options: {
+      plugins: { title: { display: true, text: "Per feature (red: below the threshold)" } },
+      scales: {
+        x: { title: { display: true, text: "feature" } },
+        y: { title: { display: true, text: usesP ? "p-value" : "statistic" } },
+      },
+    },
+  });
+}
+
+// One feature's reference and window histograms over the same bins, as shares of each.
+export function distributionChart(container, distribution) {
+  const { edges } = distribution;
+  const labels = edges.slice(0, -1).map((edge, i) => ((edge + edges[i + 1]) / 2).toPrecision(3));
+  const share = (h) => h.counts.map((c) => (h.count ? (100 * c) / h.count : 0));
+  const title = `${distribution.feature}${distribution.p_value !== null ? `  (p = ${distribution.p_value.toPrecision(3)})` : ""}`;
+  return chartIn(container, {
+    type: "bar",
+    data: {
+      labels,
+      datasets: [
+        {
+          label: `reference (${distribution.reference.count})`,
+          data: share(distribution.reference),
+          backgroundColor: "rgba(76,120,168,0.6)",
+        },
+        {
+          label: `window (${distribution.current.count})`,
+          data: share(distribution.current),
+          backgroundColor: "rgba(228,87,86,0.6)",
+        },
+      ],
+    },
+    options: {
+      plugins: { title: { display: true, text: title } },
+      scales: {
+        x: { title: { display: true, text: "value (bin centre)" }, ticks: { maxTicksLimit: 6 } },
+        y: { beginAtZero: true, title: { display: true, text: "share of values (%)" } },
+      },
+    },
+  });
+}
