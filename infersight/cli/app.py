@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from infersight.cli import api, dashboards, db, demo, export, ingest, kafka, query, replay, up, worker
+from infersight.cli import api, dashboards, db, demo, export, ingest, kafka, query, replay, report, up, worker
 from infersight.cli.context import CliError, State
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ app.command("worker")(worker.worker)
 app.command("query")(query.query)
 app.command("export")(export.export)
 app.command("api")(api.api)
+app.command("report")(report.report)
 app.add_typer(db.app, name="db")
 app.command("dashboards")(dashboards.dashboards)
 app.command("demo")(demo.demo)

@@ -28,11 +28,12 @@ export function table(headers, rows, attributes = {}) {
   );
 }
 
-export function number(value, digits = 3) {
+export function number(value, digits = 4) {
   if (value === null || value === undefined) return "–";
   if (typeof value !== "number") return String(value);
   if (Number.isInteger(value)) return value.toLocaleString("en");
-  return Math.abs(value) < 1e-3 && value !== 0 ? value.toExponential(2) : value.toPrecision(digits);
+  if (Math.abs(value) < 1e-3 && value !== 0) return value.toExponential(2);
+  return String(Number(value.toPrecision(digits)));
 }
 
 export function percent(value) {
