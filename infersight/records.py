@@ -164,7 +164,9 @@ class Score:
     """What one outlier or adversarial detector said about one record.
 
     ``scores`` has one value per instance in the record (a batch request holds several);
-    the record is ``flagged`` when any instance is.
+    the record is ``flagged`` when any instance is. ``feature_scores`` holds, for a flagged record
+    whose detector scores each feature (OutlierVAE, OutlierAE: per pixel), one flat tuple per
+    instance: what the UI draws over the stored input.
     """
 
     detector: str
@@ -172,6 +174,7 @@ class Score:
     scores: tuple[float, ...]
     flags: tuple[bool, ...]
     threshold: float | None
+    feature_scores: tuple[tuple[float, ...], ...] | None = None
 
     @property
     def flagged(self) -> bool:

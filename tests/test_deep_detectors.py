@@ -193,3 +193,12 @@ def test_autoencoder_outliers_flag_noise_not_digits(
     noise = np.random.default_rng(2).uniform(0, 1, size=(50, 64)).astype(np.float32)
     assert flagged_share(runner, data["test_x"][:200], "outlier") < 0.15
     assert flagged_share(runner, noise, "outlier") == 1.0
+    # A flagged record keeps its score per pixel (what the UI draws as a heatmap): the instance
+    # score is their mean; records not flagged keep none.
+    (flagged, clean), _ = runner.process([record("digits", noise[:10]), record("digits", data["test_x"][:1])])
+    score = next(s for s in flagged.scores if s.kind == "outlier")
+    assert score.feature_scores is not None and len(score.feature_scores) == 10
+    for per_pixel, instance in zip(score.feature_scores, score.scores, strict=True):
+        assert len(per_pixel) == 64 and abs(float(np.mean(per_pixel)) - instance) <= 1e-3 * abs(instance)
+    unflagged = next(s for s in clean.scores if s.kind == "outlier")
+    assert unflagged.flagged or unflagged.feature_scores is None

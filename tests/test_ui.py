@@ -19,7 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from infersight.cli.app import app as cli
-from infersight.records import Detection, ModelRef
+from infersight.records import Detection, ModelRef, Score
 from infersight.sinks.store import SqlStore
 from tests.helpers import free_port, stop, wait_ready
 from tests.store_data import BASE_TIME, feedback_event, outlier_score, record, v1_request, v1_response
@@ -45,7 +45,8 @@ def chromium() -> str:
 
 def drift_window(model: ModelRef, index: int, shifted: bool) -> Detection:
     start = BASE_TIME.timestamp() + 20 * index
-    p_values = (1e-6, 0.4, 1e-5, 0.7) if shifted else (0.5, 0.4, 0.6, 0.7)
+    quiet = (0.5, 0.4, 0.6, 0.7) if model.endpoint == "default" else (0.5, 0.2, 0.6, 0.7)
+    p_values = (1e-6, 0.4, 1e-5, 0.7) if shifted else quiet
     return Detection(
         id=f"ks-{model.endpoint}-{index}",
         detector="ks",
@@ -117,6 +118,14 @@ def fill(store: SqlStore) -> None:
         pixels = [round(math.sin(n + i) ** 2 * 16, 2) for i in range(64)]
         request_id = f"digit-{n:02d}"
         score = 3.0 if n == 5 else 0.3
+        per_pixel = Score(
+            detector="vae",
+            kind="outlier",
+            scores=(score,),
+            flags=(True,),
+            threshold=1.0,
+            feature_scores=(tuple(float(i % 8) for i in range(64)),),
+        )
         records.append(
             record(
                 request_id,
@@ -124,7 +133,7 @@ def fill(store: SqlStore) -> None:
                 v1_response([n % 10]),
                 model=DIGITS,
                 offset_s=10 * n,
-                scores=(outlier_score(score, detector="vae"),),
+                scores=(per_pixel if score > 1 else outlier_score(score, detector="vae"),),
             )
         )
         if score > 1:
@@ -247,11 +256,11 @@ def test_model_page_draws_traffic_accuracy_and_drift_and_opens_a_window(page: An
     page.goto(f"{api_url}/ui/#/models/models/iris")
     ready(page)
     assert page.locator(".side-by-side tbody tr").count() == 2  # default and canary side by side
-    counts = drawn(page, ".grid.two")
-    assert len(counts) == 2 and all(n > 0 for n in counts)  # traffic and accuracy, both endpoints
-    drift = drawn(page, "section .grid:not(.two) .chart")
+    counts = drawn(page, "#timelines")
+    assert len(counts) == 3 and all(n > 0 for n in counts)  # traffic, flags and accuracy, both endpoints
+    drift = drawn(page, "#drift .chart")
     assert drift and drift[0] >= 20  # 10 windows per endpoint, plus the threshold line
-    assert painted(page, ".grid.two canvas")
+    assert painted(page, "#timelines canvas")
     # The latest window with drift is open: per-feature p-values and reference-versus-window histograms.
     page.wait_for_selector("#window .grid canvas")
     assert "ks · default (predictor)" in page.locator("#window").inner_text()
@@ -259,7 +268,7 @@ def test_model_page_draws_traffic_accuracy_and_drift_and_opens_a_window(page: An
     # Click a canary window's point on the drift chart: its features replace the others.
     point = page.evaluate(
         """() => {
-            const canvas = [...document.querySelectorAll('section .grid:not(.two) canvas')][0];
+            const canvas = document.querySelector('#drift canvas');
             const chart = canvas.chart;
             const index = chart.data.datasets.findIndex(d => d.label.startsWith('canary'));
             const element = chart.getDatasetMeta(index).data[0];
@@ -292,6 +301,9 @@ def test_a_flagged_inference_opens_its_stored_payload(page: Any, api_url: str) -
     size = "() => { const c = document.querySelector('#payload canvas.image'); return [c.width, c.height]; }"
     assert page.evaluate(size) == [8, 8]
     assert painted(page, "#payload canvas.image")
+    # With the detector's score per pixel beside it, as a heatmap.
+    assert page.locator("#payload canvas.image").count() == 2
+    assert "vae: score per pixel" in page.locator("#payload figure").inner_text()
     assert not page.errors
 
 
@@ -322,10 +334,10 @@ def test_the_report_stands_alone_offline(page: Any, store_file: str, tmp_path: P
     ready(page)
     assert all(url.startswith("file:") for url in page.requests), page.requests
     assert "infersight report: models/iris" in page.title()
-    assert all(n > 0 for n in drawn(page, ".grid.two"))
+    assert all(n > 0 for n in drawn(page, "#timelines"))
     page.wait_for_selector("#window .grid canvas")
     labels = page.evaluate(
-        "() => document.querySelector('.grid.two canvas').chart.options.scales.y.title.text"
+        "() => document.querySelector('#timelines canvas').chart.options.scales.y.title.text"
     )
     assert labels == "inferences"
     page.locator("#flagged a.open-payload").first.click()

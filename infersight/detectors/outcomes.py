@@ -35,6 +35,8 @@ class InstanceScores:
     scores: np.ndarray[Any, Any]
     flags: np.ndarray[Any, Any]
     threshold: float | None
+    #: One row of per-feature scores per instance (``feature_score``), when the detector gives them.
+    feature_scores: np.ndarray[Any, Any] | None = None
 
 
 def _floats(value: Any) -> np.ndarray[Any, Any] | None:
@@ -96,4 +98,13 @@ def instance_scores(data: Mapping[str, Any], flag_key: str, threshold: float | N
     flags = data.get(flag_key)
     if flags is None:
         flags = np.zeros(scores.shape, dtype=bool) if threshold is None else scores > threshold
-    return InstanceScores(scores=scores, flags=np.asarray(flags, dtype=bool).reshape(-1), threshold=threshold)
+    features = data.get("feature_score")
+    per_feature = None
+    if features is not None:
+        per_feature = np.asarray(features, dtype=np.float64).reshape(scores.shape[0], -1)
+    return InstanceScores(
+        scores=scores,
+        flags=np.asarray(flags, dtype=bool).reshape(-1),
+        threshold=threshold,
+        feature_scores=per_feature,
+    )

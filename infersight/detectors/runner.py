@@ -280,12 +280,14 @@ class DetectorRunner:
             for position in positions:
                 index = pending.records[position]
                 count = pending.parts[position].rows.shape[0]
+                flags = tuple(result.flags[start : start + count].tolist())
                 score = Score(
                     detector=config.name,
                     kind=config.kind,
                     scores=tuple(result.scores[start : start + count].tolist()),
-                    flags=tuple(result.flags[start : start + count].tolist()),
+                    flags=flags,
                     threshold=result.threshold,
+                    feature_scores=_kept_feature_scores(result, start, count, any(flags)),
                 )
                 start += count
                 scores[index].append(score)
@@ -387,6 +389,22 @@ class DetectorRunner:
         )
         self.metrics.drift(detection)
         return detection
+
+
+#: Per-feature scores kept per instance at most: a 64x64 RGB image; wider inputs keep none.
+FEATURE_SCORES_KEPT = 64 * 64 * 3
+
+
+def _kept_feature_scores(
+    result: outcomes.InstanceScores, start: int, count: int, flagged: bool
+) -> tuple[tuple[float, ...], ...] | None:
+    """A flagged record's per-feature scores, rounded to 4 significant digits; None for the rest."""
+    features = result.feature_scores
+    if not flagged or features is None or features.shape[1] > FEATURE_SCORES_KEPT:
+        return None
+    rows = features[start : start + count]
+    rounded = np.where(np.isfinite(rows), rows, 0.0).astype(np.float32).astype(np.float64)
+    return tuple(tuple(float(f"{value:.4g}") for value in row) for row in rounded.tolist())
 
 
 def _threshold(value: Any) -> float | None:

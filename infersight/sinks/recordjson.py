@@ -42,13 +42,16 @@ def _half(half: Half | None) -> dict[str, Any] | None:
 
 
 def _score(score: Score) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "detector": score.detector,
         "kind": score.kind,
         "scores": list(score.scores),
         "flags": list(score.flags),
         "threshold": score.threshold,
     }
+    if score.feature_scores is not None:
+        out["feature_scores"] = [list(row) for row in score.feature_scores]
+    return out
 
 
 def record_to_json(record: InferenceRecord) -> bytes:

@@ -21,7 +21,8 @@ export function setToken(value) {
 export function query(params) {
   const search = new URLSearchParams();
   for (const [name, value] of Object.entries(params)) {
-    if (value !== undefined && value !== null && value !== "") search.set(name, String(value));
+    // An empty string is kept: endpoint= asks for inferences whose logger named no endpoint.
+    if (value !== undefined && value !== null) search.set(name, String(value));
   }
   const text = search.toString();
   return text ? `?${text}` : "";

@@ -43,6 +43,9 @@ export function formatTime(value) {
   return when.toISOString().replace("T", " ").slice(0, 19);
 }
 
+// Ticks of a logarithmic axis as 1e-5, not 0.0000100000.
+const logTicks = { callback: (value) => Number(value).toExponential(0) };
+
 function timeAxis(title) {
   return {
     type: "linear",
@@ -62,38 +65,45 @@ function chartIn(container, config) {
   return chart;
 }
 
-// Inferences per bucket, one line per endpoint; outliers and adversarial as dashed lines.
-export function trafficChart(container, timelines) {
+function bucketChart(container, timelines, title, axis, series) {
   const datasets = [];
   timelines.forEach((line, index) => {
     const colour = COLOURS[index % COLOURS.length];
-    const points = (name) => line.buckets.map((b) => ({ x: Date.parse(b.start), y: b[name] }));
-    datasets.push({ label: `${line.label}: inferences`, data: points("inferences"), borderColor: colour });
-    datasets.push({
-      label: `${line.label}: outliers`,
-      data: points("outliers"),
-      borderColor: colour,
-      borderDash: [6, 3],
-    });
-    datasets.push({
-      label: `${line.label}: adversarial`,
-      data: points("adversarial"),
-      borderColor: colour,
-      borderDash: [2, 2],
-    });
+    for (const [name, dash] of series) {
+      datasets.push({
+        label: series.length > 1 ? `${line.label}: ${name}` : line.label,
+        data: line.buckets.map((b) => ({ x: Date.parse(b.start), y: b[name] })),
+        borderColor: colour,
+        backgroundColor: colour,
+        borderDash: dash,
+      });
+    }
   });
   return chartIn(container, {
     type: "line",
     data: { datasets },
     options: {
-      plugins: { title: { display: true, text: "Traffic per bucket" } },
+      plugins: { title: { display: true, text: title } },
       elements: { point: { radius: 0 } },
       scales: {
         x: timeAxis("bucket start (UTC)"),
-        y: { beginAtZero: true, title: { display: true, text: "inferences" } },
+        y: { beginAtZero: true, title: { display: true, text: axis } },
       },
     },
   });
+}
+
+// Inferences per bucket, one line per endpoint.
+export function trafficChart(container, timelines) {
+  return bucketChart(container, timelines, "Inferences per bucket", "inferences", [["inferences", []]]);
+}
+
+// Flagged inferences per bucket: outliers solid, adversarial dashed, one colour per endpoint.
+export function flaggedChart(container, timelines) {
+  return bucketChart(container, timelines, "Flagged inferences per bucket", "inferences flagged", [
+    ["outliers", []],
+    ["adversarial", [6, 3]],
+  ]);
 }
 
 // Accuracy from feedback per bucket, one line per endpoint; gaps where nothing was labelled.
@@ -166,6 +176,7 @@ export function driftChart(container, title, series, onPick) {
         x: timeAxis("window end (UTC)"),
         y: {
           type: !online && positive ? "logarithmic" : "linear",
+          ticks: !online && positive ? logTicks : {},
           title: { display: true, text: online ? "test statistic (max in window)" : "p-value" },
         },
       },
@@ -178,6 +189,7 @@ export function featureChart(container, window) {
   const features = window.features;
   const values = features.map((f) => f.p_value ?? f.statistic);
   const usesP = features.some((f) => f.p_value !== null);
+  const logarithmic = usesP && values.every((v) => v === null || v > 0);
   const datasets = [
     {
       type: "bar",
@@ -207,7 +219,11 @@ export function featureChart(container, window) {
       plugins: { title: { display: true, text: "Per feature (red: below the threshold)" } },
       scales: {
         x: { title: { display: true, text: "feature" } },
-        y: { title: { display: true, text: usesP ? "p-value" : "statistic" } },
+        y: {
+          type: logarithmic ? "logarithmic" : "linear",
+          ticks: logarithmic ? logTicks : {},
+          title: { display: true, text: usesP ? "p-value" : "statistic" },
+        },
       },
     },
   });

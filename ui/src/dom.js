@@ -44,7 +44,9 @@ export function modelHref(namespace, inferenceservice) {
   return `#/models/${encodeURIComponent(namespace)}/${encodeURIComponent(inferenceservice)}`;
 }
 
+// An endpoint as people read it. Detections with none pooled every endpoint's traffic; an
+// inference with none came from a logger that did not name its endpoint.
 export function endpointLabel(row) {
-  const endpoint = row.endpoint || "default";
+  const endpoint = row.endpoint || (row.kind || row.detections ? "all endpoints" : "unnamed endpoint");
   return row.component ? `${endpoint} (${row.component})` : endpoint;
 }

@@ -1,6 +1,14 @@
 // The pages: the models, one model (traffic, accuracy, drift, flagged inferences), a stored payload.
 
-import { accuracyChart, distributionChart, driftChart, featureChart, formatTime, trafficChart } from "./charts.js";
+import {
+  accuracyChart,
+  distributionChart,
+  driftChart,
+  featureChart,
+  flaggedChart,
+  formatTime,
+  trafficChart,
+} from "./charts.js";
 import { el, endpointLabel, modelHref, number, percent, table } from "./dom.js";
 
 export function modelsPage(models) {
@@ -54,10 +62,6 @@ function chartBox(draw, ...args) {
   return box;
 }
 
-function label(row) {
-  return endpointLabel(row);
-}
-
 async function showWindow(target, detection, sources) {
   target.replaceChildren(el("p", {}, "Loading the window…"));
   let window;
@@ -101,14 +105,13 @@ function driftSection(data, sources) {
   }
   const charts = [];
   for (const [detector, detections] of byDetector) {
-    const series = data.endpoints
-      .map((e) => ({
-        label: label(e),
-        detections: detections
-          .filter((d) => (!d.endpoint || d.endpoint === e.endpoint) && (!d.component || d.component === e.component))
-          .sort((a, b) => Date.parse(a.window_end) - Date.parse(b.window_end)),
-      }))
-      .filter((s) => s.detections.length);
+    const byEndpoint = new Map();
+    for (const d of [...detections].sort((a, b) => Date.parse(a.window_end) - Date.parse(b.window_end))) {
+      const key = endpointLabel(d);
+      if (!byEndpoint.has(key)) byEndpoint.set(key, []);
+      byEndpoint.get(key).push(d);
+    }
+    const series = [...byEndpoint].map(([key, list]) => ({ label: key, detections: list }));
     const found = detections.filter((d) => d.detected).length;
     const title = `${detector} (${detections[0].algorithm}): ${found} of ${detections.length} windows with drift`;
     charts.push(chartBox(driftChart, title, series, (d) => showWindow(detail, d, sources)));
@@ -122,7 +125,7 @@ function driftSection(data, sources) {
     {},
     el("h3", {}, "Drift per detector"),
     el("p", { class: "hint" }, "Click a window to see its features beside the reference."),
-    el("div", { class: "grid" }, charts),
+    el("div", { class: "grid", id: "drift" }, charts),
     detail,
   );
 }
@@ -266,7 +269,9 @@ export function modelPage(data, sources, onRange) {
   if (!data.endpoints.length) {
     return el("p", { class: "empty" }, `Nothing stored for ${data.namespace}/${data.inferenceservice}.`);
   }
-  const timelines = data.timelines.map((t) => ({ ...t, label: endpointLabel(t) }));
+  const timelines = data.timelines
+    .filter((t) => t.buckets.some((b) => b.inferences))
+    .map((t) => ({ ...t, label: endpointLabel(t) }));
   const ranges = ["15m", "1h", "24h", "7d", "all"].map((range) =>
     onRange
       ? el("button", { class: range === data.range ? "on" : "", onclick: () => onRange(range), "data-range": range }, range)
@@ -278,7 +283,13 @@ export function modelPage(data, sources, onRange) {
     el("h2", {}, `${data.namespace}/${data.inferenceservice}`),
     el("p", { class: "hint" }, `${formatTime(data.since)} → ${formatTime(data.until)} UTC `, ...ranges),
     endpointTable(data),
-    el("div", { class: "grid two" }, chartBox(trafficChart, timelines), chartBox(accuracyChart, timelines)),
+    el(
+      "div",
+      { class: "grid three", id: "timelines" },
+      chartBox(trafficChart, timelines),
+      chartBox(flaggedChart, timelines),
+      chartBox(accuracyChart, timelines),
+    ),
     driftSection(data, sources),
     flaggedSection(data, sources),
   );

@@ -97,15 +97,18 @@ def half_time(half: Half) -> datetime:
 
 
 def scores_json(scores: Iterable[Score]) -> dict[str, Any]:
-    return {
-        score.detector: {
+    out: dict[str, Any] = {}
+    for score in scores:
+        entry: dict[str, Any] = {
             "kind": score.kind,
             "scores": [finite(value) for value in score.scores],
             "flags": list(score.flags),
             "threshold": finite(score.threshold),
         }
-        for score in scores
-    }
+        if score.feature_scores is not None:
+            entry["feature_scores"] = [list(row) for row in score.feature_scores]
+        out[score.detector] = entry
+    return out
 
 
 def flags(scores: dict[str, Any], kind: str) -> tuple[bool | None, float | None]:
