@@ -102,7 +102,8 @@ class SpoolConfig(Section):
 
 
 class IngestConfig(Section):
-    host: str = "0.0.0.0"
+    #: Loopback by default; 0.0.0.0 (the image sets it) or an address to serve other machines.
+    host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     tls: TlsConfig | None = None
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1)
@@ -160,7 +161,8 @@ class WorkerConfig(Section):
     #: Paired records as JSON on this topic, for inspection; detectors and sinks run in the worker.
     records_topic: str | None = None
     state_dir: Path = Field(default_factory=lambda: default_state_dir() / "worker")
-    metrics_host: str = "0.0.0.0"
+    #: Loopback by default; 0.0.0.0 (the image sets it) or an address for Prometheus elsewhere.
+    metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(8081, ge=0, le=65535)
     rebalance_timeout_seconds: float = Field(20.0, gt=0)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
@@ -179,7 +181,8 @@ class StoreConfig(Section):
 class ApiConfig(Section):
     """The query API: served by ``infersight api``, and by the ingest when ``enabled``."""
 
-    host: str = "0.0.0.0"
+    #: Loopback by default; 0.0.0.0 (the image sets it) or an address to serve other machines.
+    host: str = "127.0.0.1"
     port: int = Field(8082, ge=0, le=65535)
     tls: TlsConfig | None = None
     #: Mount ``/v1/...`` in the ingest process too (it then needs the store).

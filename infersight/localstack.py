@@ -53,7 +53,8 @@ def parts(settings: Settings, host: str) -> list[Part]:
         Part(
             "api",
             ("api",),
-            f"query API http://{host}:{api.port}/v1/models  docs http://{host}:{api.port}/docs",
+            f"web UI http://{host}:{api.port}/ui/  query API http://{host}:{api.port}/v1/models"
+            f"  docs http://{host}:{api.port}/docs",
         ),
     ]
 

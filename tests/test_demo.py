@@ -60,13 +60,18 @@ def test_demo_detects_each_phase_as_injected(
     outliers, attacks = results["outliers"].outliers, results["adversarial"].adversarial
     assert outliers.injected == 15 and outliers.caught >= 0.8 * outliers.injected, summary
     assert attacks.injected == 25 and attacks.caught >= 0.6 * attacks.injected, summary
-    for result in results.values():
-        assert result.outliers.false_alarms <= 0.05 * result.outliers.clean + 1, summary
-        assert result.adversarial.false_alarms <= 0.2 * result.adversarial.clean + 1, summary
+    # False alarms over every phase's clean inferences: per phase there are 25 to 50 digits, too few
+    # for a rate (10 of 40 clean digits flagged, at a 12 % rate, happens in about one run in 40).
+    for kind, rate in (("outliers", 0.05), ("adversarial", 0.2)):
+        clean = sum(getattr(r, kind).clean for r in results.values())
+        false_alarms = sum(getattr(r, kind).false_alarms for r in results.values())
+        assert false_alarms <= rate * clean + 1, summary
 
     assert outcome.missing_metrics == []
-    report = outcome.report.read_text()
-    assert report.count("data:image/png;base64,") == 3 and "ks-drift" in report
+    assert [path.name for path in outcome.reports] == ["report-wine.html", "report-digits.html"]
+    wine = outcome.reports[0].read_text()
+    assert '"detector":"ks-drift"' in wine and "drift: covariate drift" in wine  # windows, phases shaded
+    assert "What was injected" in wine and "<script>" in wine and "src=" not in wine  # self-contained
     exported = {path.name: rows for path, rows in outcome.exports}
     assert (
         pq.read_metadata(tmp_path / "retraining-wine.parquet").num_rows == exported["retraining-wine.parquet"]

@@ -74,7 +74,8 @@ def demo(
         console.print(f"  {name:<22} {url}")
     if outcome.missing_metrics:
         console.print(f"[yellow]metrics not seen:[/] {', '.join(outcome.missing_metrics)}")
-    console.print(f"report: {outcome.report}")
+    for report in outcome.reports:
+        console.print(f"report: {report}")
     for path, rows in outcome.exports:
         console.print(f"retraining set: {path} ({rows:,} rows)")
     console.print(f"finished in {outcome.seconds:.0f} s")

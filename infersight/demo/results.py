@@ -28,13 +28,14 @@ class Stored:
     adversarial: bool | None
     adversarial_score: float | None
     correct: bool | None
+    time: datetime
 
 
 def read_store(engine: Engine, namespace: str, since: datetime, wanted: set[str]) -> dict[str, Stored]:
     """This run's rows (by request id), as the worker stored them."""
     c = Inference.__table__.c
     query = select(
-        c.request_id, c.outlier, c.outlier_score, c.adversarial, c.adversarial_score, c.correct
+        c.request_id, c.outlier, c.outlier_score, c.adversarial, c.adversarial_score, c.correct, c.time
     ).where(c.namespace == namespace, c.time >= since)
     with engine.connect() as connection:
         rows = connection.execute(query).all()

@@ -26,7 +26,7 @@ from infersight.config import Settings, load_settings
 from infersight.demo import data, detectors, models
 from infersight.demo.live import Progress, render
 from infersight.demo.phases import Phase, Planner, Sizes
-from infersight.demo.results import PhaseResult, read_store, tally
+from infersight.demo.results import PhaseResult, Stored, read_store, tally
 from infersight.demo.send import send
 from infersight.demo.stack import own_stack, port_or_free, wait_until_answers
 from infersight.demo.traffic import Event, feedback, inference
@@ -67,7 +67,7 @@ class Outcome:
     results: list[PhaseResult]
     header: list[str]
     rows: list[list[str]]
-    report: Path
+    reports: list[Path]
     exports: list[tuple[Path, int]]
     urls: list[tuple[str, str]]
     missing_metrics: list[str]
@@ -302,17 +302,50 @@ def run(options: Options, console: Console) -> Outcome:
                 "`infersight dashboards` writes them; point Grafana's Prometheus at the URLs above",
             ),
         ]
-        report = workdir / "report.html"
         notes = [f"{len(detections)} detection events read from {settings.kafka.topics.detections}",
                  f"traffic recorded in {recording} (replay it with `infersight replay {recording}`)",
                  f"config: {config}"]  # fmt: skip
-        from infersight.demo.report import write_report
-
-        write_report(report, rows, header, results, phases, detections, stored, notes)
+        reports = _reports(settings, since, workdir, phases, stored, (header, rows), notes)
     return Outcome(
-        results, header, rows, report, exports, urls, missing, metrics_text,
+        results, header, rows, reports, exports, urls, missing, metrics_text,
         time.monotonic() - started, phases, detections,
     )  # fmt: skip
+
+
+def _reports(
+    settings: Settings,
+    since: datetime,
+    workdir: Path,
+    phases: Sequence[Phase],
+    stored: dict[str, Stored],
+    table: tuple[list[str], list[list[str]]],
+    notes: list[str],
+) -> list[Path]:
+    """``infersight report`` for each model over this run, the phases shaded and their table on top."""
+    from infersight.sinks.report import ReportRequest, ReportSpan, ReportTable, write_report
+    from infersight.sinks.store import make_engine
+
+    spans = []
+    for phase in phases:
+        times = [stored[p.request_id].time for p in phase.inferences if p.request_id in stored]
+        if times:
+            spans.append(ReportSpan(f"{phase.name}: {phase.description}", min(times), max(times)))
+    header, rows = table
+    summary = ReportTable("What was injected, and what the pipeline detected", header, rows)
+    engine = make_engine(settings.store.url)
+    written = []
+    for model in (detectors.WINE, detectors.DIGITS):
+        request = ReportRequest(
+            namespace=detectors.NAMESPACE,
+            inferenceservice=model,
+            since=since,
+            tables=[summary],
+            notes=notes,
+            spans=spans,
+        )
+        written.append(write_report(engine, request, workdir / f"report-{model}.html", datetime.now(UTC)))
+    engine.dispose()
+    return written
 
 
 def _export(settings: Settings, since: datetime, workdir: Path) -> list[tuple[Path, int]]:

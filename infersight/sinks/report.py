@@ -42,6 +42,15 @@ class ReportTable:
 
 
 @dataclass(frozen=True)
+class ReportSpan:
+    """A labelled stretch of time shaded on every time chart (the demo's phases)."""
+
+    label: str
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
 class ReportRequest:
     namespace: str
     inferenceservice: str
@@ -50,6 +59,7 @@ class ReportRequest:
     until: datetime | None = None
     tables: list[ReportTable] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    spans: list[ReportSpan] = field(default_factory=list)
 
 
 def _json(value: Any) -> Any:
@@ -119,6 +129,10 @@ def report_data(engine: Engine, request: ReportRequest) -> dict[str, Any]:
         "flagged": _json(flagged),
         "distributions": {d.id: _json(distributions(engine, d.id)) for d in drawn},
         "payloads": payloads,
+        "spans": [
+            {"label": span.label, "start": format_time(span.start), "end": format_time(span.end)}
+            for span in request.spans
+        ],
     }
 
 

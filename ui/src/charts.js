@@ -33,6 +33,39 @@ Chart.register(
   Tooltip,
 );
 
+// Labelled stretches of time (a report's phases), shaded on every chart with a time axis.
+export const SPAN_COLOURS = ["#4c78a8", "#e45756", "#f58518", "#b279a2", "#54a24b", "#9d755d"];
+let spans = [];
+
+export function setSpans(list) {
+  spans = (list || []).map((span, index) => ({
+    ...span,
+    from: Date.parse(span.start),
+    to: Date.parse(span.end),
+    colour: SPAN_COLOURS[index % SPAN_COLOURS.length],
+  }));
+  return spans;
+}
+
+Chart.register({
+  id: "spans",
+  beforeDatasetsDraw(chart) {
+    const x = chart.scales.x;
+    if (!spans.length || !x || !x.options.infersightTime) return;
+    const { ctx, chartArea } = chart;
+    ctx.save();
+    for (const span of spans) {
+      const left = Math.max(chartArea.left, x.getPixelForValue(span.from));
+      const right = Math.min(chartArea.right, x.getPixelForValue(span.to));
+      if (right <= left) continue;
+      ctx.globalAlpha = 0.12;
+      ctx.fillStyle = span.colour;
+      ctx.fillRect(left, chartArea.top, right - left, chartArea.bottom - chartArea.top);
+    }
+    ctx.restore();
+  },
+});
+
 // Series colours, one per endpoint or series, the same order everywhere.
 export const COLOURS = ["#4c78a8", "#f58518", "#54a24b", "#b279a2", "#9d755d", "#72b7b2"];
 export const FLAGGED = "#e45756";
@@ -49,6 +82,7 @@ const logTicks = { callback: (value) => Number(value).toExponential(0) };
 function timeAxis(title) {
   return {
     type: "linear",
+    infersightTime: true,
     title: { display: true, text: title },
     ticks: { maxTicksLimit: 6, callback: (value) => formatTime(value).slice(5, 16) },
   };

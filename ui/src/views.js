@@ -7,6 +7,7 @@ import {
   featureChart,
   flaggedChart,
   formatTime,
+  setSpans,
   trafficChart,
 } from "./charts.js";
 import { el, endpointLabel, modelHref, number, percent, table } from "./dom.js";
@@ -269,6 +270,17 @@ export function modelPage(data, sources, onRange) {
   if (!data.endpoints.length) {
     return el("p", { class: "empty" }, `Nothing stored for ${data.namespace}/${data.inferenceservice}.`);
   }
+  const spans = setSpans(data.spans);
+  const legend = spans.length
+    ? el(
+        "p",
+        { class: "spans", id: "spans" },
+        "Shaded: ",
+        spans.map((span) =>
+          el("span", { class: "span" }, el("i", { style: `background:${span.colour}` }), span.label),
+        ),
+      )
+    : null;
   const timelines = data.timelines
     .filter((t) => t.buckets.some((b) => b.inferences))
     .map((t) => ({ ...t, label: endpointLabel(t) }));
@@ -283,6 +295,7 @@ export function modelPage(data, sources, onRange) {
     el("h2", {}, `${data.namespace}/${data.inferenceservice}`),
     el("p", { class: "hint" }, `${formatTime(data.since)} → ${formatTime(data.until)} UTC `, ...ranges),
     endpointTable(data),
+    legend,
     el(
       "div",
       { class: "grid three", id: "timelines" },
