@@ -21,7 +21,7 @@ from pathlib import Path
 
 from infersight.config import Settings
 from infersight.kafkaclient import librdkafka_config
-from infersight.localkafka import LocalKafka
+from infersight.localkafka import LocalKafka, LocalKafkaError
 from infersight.localkafka.runner import broker_answers
 
 STOP_TIMEOUT_SECONDS = 30.0
@@ -31,11 +31,12 @@ LineSink = Callable[[str, str], None]
 
 @dataclass(frozen=True)
 class Part:
-    """One process of the stack: its name, its command line and what it serves."""
+    """One process of the stack: its name, its command line, what it serves and where it says ready."""
 
     name: str
     arguments: tuple[str, ...]
     listens: str
+    ready_url: str
 
 
 def parts(settings: Settings, host: str) -> list[Part]:
@@ -44,19 +45,33 @@ def parts(settings: Settings, host: str) -> list[Part]:
     worker = settings.worker
     api = settings.api
     return [
-        Part("worker", ("worker",), f"metrics http://{host}:{worker.metrics_port}/metrics"),
+        Part(
+            "worker",
+            ("worker",),
+            f"metrics http://{host}:{worker.metrics_port}/metrics",
+            f"http://{host}:{worker.metrics_port}/readyz",
+        ),
         Part(
             "ingest",
             ("ingest",),
             f"CloudEvents http://{host}:{ingest.port}/  metrics http://{host}:{ingest.port}/metrics",
+            f"http://{host}:{ingest.port}/readyz",
         ),
         Part(
             "api",
             ("api",),
             f"web UI http://{host}:{api.port}/ui/  query API http://{host}:{api.port}/v1/models"
             f"  docs http://{host}:{api.port}/docs",
+            f"http://{host}:{api.port}/healthz",
         ),
     ]
+
+
+def _same_address(first: str, second: str) -> bool:
+    """Whether two ``host:port`` name the same local listener (localhost, 127.0.0.1 and ::1 alike)."""
+    local = {"localhost", "127.0.0.1", "::1", "[::1]"}
+    (host_a, _, port_a), (host_b, _, port_b) = first.rpartition(":"), second.rpartition(":")
+    return port_a == port_b and (host_a == host_b or (host_a in local and host_b in local))
 
 
 @dataclass
@@ -74,27 +89,46 @@ class Stack:
     config_path: Path | None
     sink: LineSink
     host: str = "localhost"
+    #: Settings for the parts as INFERSIGHT_... variables (``up``'s port options).
+    environment: dict[str, str] = field(default_factory=dict)
     started_kafka: LocalKafka | None = None
     running: list[Running] = field(default_factory=list)
 
     def kafka_needed(self) -> LocalKafka | None:
-        """The local broker to start, or None when one already answers at the bootstrap servers."""
+        """The local broker to start, or None when one already answers at the bootstrap servers.
+
+        Raises LocalKafkaError when none answers there and the local broker would listen elsewhere:
+        starting it would not help, and stopping it later could stop a broker others use.
+        """
         kafka = self.settings.kafka
         options = librdkafka_config(kafka)
         if broker_answers(kafka.bootstrap_servers, timeout_seconds=2.0, client_options=options):
             return None
-        return LocalKafka(self.settings.local_kafka)
+        local = LocalKafka(self.settings.local_kafka)
+        if not any(
+            _same_address(server.strip(), local.bootstrap_servers)
+            for server in kafka.bootstrap_servers.split(",")
+        ):
+            raise LocalKafkaError(
+                f"no Kafka answers at {kafka.bootstrap_servers} (kafka.bootstrap_servers); the local broker "
+                f"listens at {local.bootstrap_servers} (local_kafka.port): start the broker you named, or "
+                "point kafka.bootstrap_servers at the local one"
+            )
+        return local
 
     def start_kafka(self, kafka: LocalKafka) -> None:
+        """Start the local broker; it is stopped with the stack only if it was not running before."""
+        was_running = kafka.status().running
         kafka.start()
-        self.started_kafka = kafka
+        if not was_running:
+            self.started_kafka = kafka
 
     def _command(self, part: Part) -> list[str]:
         config = ["--config", str(self.config_path)] if self.config_path is not None else []
         return [sys.executable, "-m", "infersight", *config, *part.arguments]
 
     def start(self, chosen: Sequence[Part]) -> None:
-        environment = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+        environment = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200", **self.environment}
         for part in chosen:
             process = subprocess.Popen(
                 self._command(part),
@@ -116,6 +150,30 @@ class Stack:
     def exited(self) -> Running | None:
         """A part that has stopped on its own, if any."""
         return next((running for running in self.running if running.process.poll() is not None), None)
+
+    def wait_ready(self, timeout_seconds: float, on_ready: Callable[[Part], None]) -> Running | None:
+        """Until every part answers its ready URL (``on_ready`` as each does); a part that exits first.
+
+        Raises TimeoutError naming the parts still not ready after ``timeout_seconds``.
+        """
+        import httpx
+
+        waiting = {running.part.name: running.part for running in self.running}
+        deadline = time.monotonic() + timeout_seconds
+        while waiting:
+            finished = self.exited()
+            if finished is not None:
+                return finished
+            for name, part in list(waiting.items()):
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(part.ready_url, timeout=1.0).status_code == 200:
+                        del waiting[name]
+                        on_ready(part)
+            if waiting and time.monotonic() > deadline:
+                raise TimeoutError(f"not ready after {timeout_seconds:.0f} s: {', '.join(sorted(waiting))}")
+            if waiting:
+                time.sleep(0.2)
+        return None
 
     def wait(self, poll_seconds: float = 0.5) -> Running:
         """Block until a part exits (or a signal interrupts), and return it."""
@@ -150,3 +208,53 @@ class Stack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@dataclass(frozen=True)
+class Counts:
+    """What ``up``'s live line shows, as read from the parts' metrics (totals since they started)."""
+
+    events: float = 0.0
+    records: float = 0.0
+    drift_tests: float = 0.0
+    flagged: float = 0.0
+    lag_sum: float = 0.0
+    lag_count: float = 0.0
+
+    def line(self, before: Counts) -> str:
+        """Totals, and the mean event lag (now - event time) of the records since ``before``."""
+        new = self.lag_count - before.lag_count
+        lag = f"{(self.lag_sum - before.lag_sum) / new:.2f} s" if new > 0 else "-"
+        return (
+            f"events in {self.events:,.0f} · records {self.records:,.0f} · drift tests "
+            f"{self.drift_tests:,.0f} · flagged {self.flagged:,.0f} · lag {lag}"
+        )
+
+
+_COUNTED = {
+    "infersight_ingest_events_total": "events",
+    "infersight_records_total": "records",
+    "infersight_drift_tests_total": "drift_tests",
+    "infersight_outliers_total": "flagged",
+    "infersight_adversarial_total": "flagged",
+    "infersight_event_lag_seconds_sum": "lag_sum",
+    "infersight_event_lag_seconds_count": "lag_count",
+}
+
+
+def scrape_counts(urls: Sequence[str]) -> Counts:
+    """:class:`Counts` summed over the metrics pages at ``urls``; a page that does not answer counts 0."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    totals = dict.fromkeys(_COUNTED.values(), 0.0)
+    for url in urls:
+        try:
+            text = httpx.get(url, timeout=2.0).text
+        except httpx.HTTPError:
+            continue
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name in _COUNTED:
+                    totals[_COUNTED[sample.name]] += sample.value
+    return Counts(**totals)
