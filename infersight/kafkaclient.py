@@ -239,3 +239,25 @@ def partition_counts(config: KafkaConfig, names: Iterable[str]) -> dict[str, int
     except KafkaException as exc:
         raise KafkaUnreachable(f"Kafka at {config.bootstrap_servers} did not answer: {exc}") from exc
     return {name: len(topics[name].partitions) for name in names if name in topics}
+
+
+def assign_whole_topic(consumer: Any, topic: str, *, at_end: bool, timeout_seconds: float = 5.0) -> bool:
+    """Assign every partition of ``topic`` to ``consumer`` (no group joined), from its end or start.
+
+    The end is resolved now, so that what is produced after the call is read and nothing before
+    it. False when the topic does not exist yet or the broker does not answer in time.
+    """
+    from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
+
+    try:
+        found = consumer.list_topics(topic, timeout=timeout_seconds).topics.get(topic)
+        if found is None or found.error is not None or not found.partitions:
+            return False
+        assigned = [TopicPartition(topic, partition, OFFSET_BEGINNING) for partition in found.partitions]
+        if at_end:
+            for partition in assigned:
+                _, partition.offset = consumer.get_watermark_offsets(partition, timeout=timeout_seconds)
+    except KafkaException:
+        return False
+    consumer.incremental_assign(assigned)
+    return True

@@ -9,7 +9,21 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from infersight.cli import api, dashboards, db, demo, export, ingest, kafka, query, replay, report, up, worker
+from infersight.cli import (
+    api,
+    dashboards,
+    db,
+    demo,
+    export,
+    ingest,
+    kafka,
+    query,
+    replay,
+    report,
+    tail,
+    up,
+    worker,
+)
 from infersight.cli.context import CliError, State
 
 app = typer.Typer(
@@ -27,6 +41,7 @@ app.command("query")(query.query)
 app.command("export")(export.export)
 app.command("api")(api.api)
 app.command("report")(report.report)
+app.command("tail")(tail.tail)
 app.add_typer(db.app, name="db")
 app.command("dashboards")(dashboards.dashboards)
 app.command("demo")(demo.demo)

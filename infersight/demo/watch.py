@@ -12,17 +12,10 @@ import uuid
 from typing import Any
 
 import orjson
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
-    KafkaException,
-    TopicPartition,
-)
+from confluent_kafka import Consumer
 
 from infersight.config import KafkaConfig
-from infersight.kafkaclient import librdkafka_config
-
-_METADATA_SECONDS = 5.0
+from infersight.kafkaclient import assign_whole_topic, librdkafka_config
 
 
 class DetectionWatcher(threading.Thread):
@@ -51,20 +44,7 @@ class DetectionWatcher(threading.Thread):
         self._assigned = self._assign(at_end=True)
 
     def _assign(self, *, at_end: bool) -> bool:
-        try:
-            topic = self.consumer.list_topics(self.topic, timeout=_METADATA_SECONDS).topics.get(self.topic)
-            if topic is None or topic.error is not None or not topic.partitions:
-                return False
-            assigned = [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in topic.partitions]
-            if at_end:
-                for partition in assigned:  # resolve the end now, before any event is sent
-                    _, partition.offset = self.consumer.get_watermark_offsets(
-                        partition, timeout=_METADATA_SECONDS
-                    )
-        except KafkaException:
-            return False
-        self.consumer.assign(assigned)
-        return True
+        return assign_whole_topic(self.consumer, self.topic, at_end=at_end)
 
     def run(self) -> None:
         try:
