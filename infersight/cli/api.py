@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Annotated
 
 import typer
 
-from infersight.cli.context import settings_of, tls_files
+from infersight.cli.context import CliError, settings_of, tls_files
 from infersight.cli.storeargs import Store, store_errors
 
 
@@ -28,10 +29,20 @@ def api(
     with store_errors():
         engine = open_store(store or settings.store.url, settings.store.migrate_on_start)
     certfile, keyfile = tls_files(config.tls)
+    address = (host or config.host, port if port is not None else config.port)
+    # Tried here, so that a busy port is one line (uvicorn would log it among its own lines).
+    probe = socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET)
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        probe.bind(address)
+    except OSError as exc:
+        raise CliError(f"cannot listen on {address[0]}:{address[1]}: {exc.strerror}") from exc
+    finally:
+        probe.close()
     uvicorn.run(
         create_query_app(engine, config),
-        host=host or config.host,
-        port=port if port is not None else config.port,
+        host=address[0],
+        port=address[1],
         log_level=config.log_level,
         access_log=False,
         server_header=False,

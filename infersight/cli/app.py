@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -84,7 +86,20 @@ def config_first(argv: list[str]) -> list[str]:
     return [*moved, *rest]
 
 
+def _quiet_third_party_warnings() -> None:
+    """Leave out a warning no user can act on, printed at every worker start otherwise.
+
+    quixstreams imports confluent-kafka's schema registry client, which imports authlib's httpx
+    client, which warns that httpx is deprecated; authlib's own filter shows its warnings always,
+    so ours goes in after it.
+    """
+    with contextlib.suppress(ImportError):
+        import authlib.deprecate  # noqa: F401  (installs authlib's filter first)
+    warnings.filterwarnings("ignore", message="The httpx module is deprecated")
+
+
 def main() -> None:
+    _quiet_third_party_warnings()
     try:
         app(args=config_first(sys.argv[1:]))
     except CliError as exc:

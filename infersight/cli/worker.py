@@ -49,11 +49,12 @@ def worker(
     from prometheus_client import CollectorRegistry
 
     from infersight import logs
+    from infersight.cli.storeargs import store_errors
     from infersight.detectors.loading import DetectorLoadError, load_all
     from infersight.detectors.metrics import DetectorMetrics
     from infersight.detectors.runner import DetectorRunner
     from infersight.detectors.state import StateStore
-    from infersight.sinks.store import SqlStore, StoreError
+    from infersight.sinks.store import SqlStore
     from infersight.streams.app import StreamWorker, WorkerFailed
 
     settings = settings_of(ctx)
@@ -74,19 +75,24 @@ def worker(
         loaded = load_all(settings.models, detections.cache_dir)
     except DetectorLoadError as exc:
         raise CliError(str(exc)) from exc
+    try:
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"worker.state_dir {config.state_dir}: {exc.strerror or exc}") from exc
     store = None
     if settings.store.enabled:
-        try:
+        with store_errors():
             store = SqlStore.from_config(settings.store)
-        except StoreError as exc:
-            raise CliError(str(exc)) from exc
     registry = CollectorRegistry()
     runner = DetectorRunner(
         loaded,
         DetectorMetrics(registry, detections.max_features_in_metrics),
         StateStore(detections.state_uri, detections.state_storage_options),
     )
-    stream_worker = StreamWorker(settings, runner=runner, store=store, registry=registry)
+    try:
+        stream_worker = StreamWorker(settings, runner=runner, store=store, registry=registry)
+    except WorkerFailed as exc:
+        raise CliError(str(exc)) from exc
     log.info(
         "worker %s consuming %s (%s partitions)",
         config.group_id,

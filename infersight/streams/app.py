@@ -176,11 +176,17 @@ class StreamWorker:
         self.app, self.dataframe = self._engine()
         self._save_states_on_revoke()
         self._state_store = self._store()
-        self.health = (
-            HealthServer(config.metrics_host, config.metrics_port, self.registry, self.ready)
-            if config.metrics_port > 0
-            else None
-        )
+        self.health = None
+        if config.metrics_port > 0:
+            try:
+                self.health = HealthServer(
+                    config.metrics_host, config.metrics_port, self.registry, self.ready
+                )
+            except OSError as exc:
+                where = f"{config.metrics_host}:{config.metrics_port}"
+                raise WorkerFailed(
+                    f"cannot serve /metrics on {where} (worker.metrics_port): {exc.strerror}"
+                ) from exc
         self._running = False
         self._next_tick = 0.0
         self._next_save = time.monotonic() + settings.detections.state_save_seconds
