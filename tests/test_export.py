@@ -172,7 +172,8 @@ def test_cli_export_writes_parquet_with_a_summary(store: SqlStore, tmp_path: Pat
     assert pq.read_table(path).column("label").to_pylist() == [0, 0, 1, 1]
     other = tmp_path / "transformer.parquet"
     none = runner.invoke(cli, ["export", str(other), "--store", url, "--component", "transformer"])
-    assert none.exit_code == 0 and "wrote 0 rows" in none.stderr
+    assert none.exit_code == 1 and "no stored inferences match these filters" in str(none.exception)
+    assert not other.exists()
     # As a user sees it: one line on stderr and exit status 1, no traceback.
     missing = subprocess.run(
         [

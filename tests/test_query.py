@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -273,6 +274,35 @@ def test_cli_query_lists_payloads_detections_and_models(store: SqlStore) -> None
     assert predictor.exit_code == 0 and '"component":"predictor"' in predictor.stdout
     bad = runner.invoke(cli, ["query", "--store", url, "--since", "last week"])
     assert bad.exit_code != 0
+    nothing = runner.invoke(cli, ["query", "--store", url, "--model", "nothing"])
+    assert nothing.exit_code == 0 and "no payloads match these filters" in nothing.stderr
+    # Every field, nulls and annotations included.
+    one = runner.invoke(cli, ["query", "--store", url, "--model", "iris", "--limit", "1", "--json"])
+    fields = json.loads(one.stdout.splitlines()[0])
+    assert {"annotations", "label_time", "request_body"} <= set(fields) and fields["label_time"] is None
+
+
+def test_cli_query_and_help_read_well_at_80_columns(store: SqlStore) -> None:
+    """No line past 80 columns is cut or wrapped inside an id, and ids come out whole."""
+    url = store.engine.url.render_as_string(hide_password=False)
+    runner = CliRunner(env={"COLUMNS": "80"})
+    detections = runner.invoke(cli, ["query", "detections", "--store", url])
+    assert detections.exit_code == 0, detections.output
+    assert "id window-a" in detections.stdout and "id window-b" in detections.stdout
+    payloads = runner.invoke(cli, ["query", "--store", url, "--model", "iris", "--limit", "30"])
+    ids = [line.split("request id ")[1] for line in payloads.stdout.splitlines() if "request id " in line]
+    assert sorted(ids) == [f"iris-{n:02d}" for n in range(30)]
+    for command in (
+        ["--help"],
+        ["query", "--help"],
+        ["export", "--help"],
+        ["up", "--help"],
+        ["tail", "--help"],
+    ):
+        shown = runner.invoke(cli, command)
+        assert shown.exit_code == 0, shown.output
+        assert all(len(line) <= 80 for line in shown.stdout.splitlines()), shown.stdout
+        assert "…" not in shown.stdout, shown.stdout
 
 
 def test_the_ingest_serves_the_query_api_when_enabled(store: SqlStore) -> None:

@@ -34,20 +34,22 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Click's plain help: it wraps at any width and never cuts an option's name (rich's panels did).
+    rich_markup_mode=None,
 )
-app.command("up")(up.up)
-app.add_typer(kafka.app, name="kafka")
-app.command("ingest")(ingest.ingest)
-app.command("worker")(worker.worker)
-app.command("query")(query.query)
-app.command("export")(export.export)
-app.command("api")(api.api)
-app.command("report")(report.report)
-app.command("tail")(tail.tail)
+app.command("up", short_help="The whole local stack; Ctrl-C stops it.")(up.up)
+app.add_typer(kafka.app, name="kafka", short_help="The local single-node Apache Kafka.")
+app.command("ingest", short_help="The HTTP CloudEvents receiver.")(ingest.ingest)
+app.command("worker", short_help="A stream worker: pair, detect, store.")(worker.worker)
+app.command("query", short_help="Stored payloads, detections or models.")(query.query)
+app.command("export", short_help="A retraining set from the store.")(export.export)
+app.command("api", short_help="The query API and the web UI.")(api.api)
+app.command("report", short_help="One model's HTML report.")(report.report)
+app.command("tail", short_help="Events and detections as they arrive.")(tail.tail)
 app.add_typer(db.app, name="db")
-app.command("dashboards")(dashboards.dashboards)
-app.command("demo")(demo.demo)
-app.command("replay")(replay.replay)
+app.command("dashboards", short_help="Grafana dashboards and alert rules.")(dashboards.dashboards)
+app.command("demo", short_help="Every detector at work on demo traffic.")(demo.demo)
+app.command("replay", short_help="Send recorded or generated events.")(replay.replay)
 
 errors = Console(stderr=True, soft_wrap=True)
 

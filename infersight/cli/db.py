@@ -7,7 +7,7 @@ from rich.console import Console
 
 from infersight.cli.storeargs import Store, sqlite_path, store_errors, store_url
 
-app = typer.Typer(help="The SQL store's schema.", no_args_is_help=True)
+app = typer.Typer(help="The SQL store's schema.", no_args_is_help=True, rich_markup_mode=None)
 console = Console(stderr=True, soft_wrap=True)
 
 

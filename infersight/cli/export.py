@@ -87,8 +87,12 @@ def export(
         detection=detection,
     )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with store_errors():
+        total = count_payloads(engine, where)
+    if total == 0:
+        raise CliError("no stored inferences match these filters: nothing written")
     with store_errors(), Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("exporting inferences", total=count_payloads(engine, where))
+        task = progress.add_task("exporting inferences", total=total)
         try:
             result = run_export(
                 engine, where, output, chosen.value, progress=lambda n: progress.advance(task, n)

@@ -9,7 +9,9 @@ from infersight.cli.context import CliError, settings_of
 from infersight.localkafka import KafkaStatus, LocalKafka, LocalKafkaError
 
 app = typer.Typer(
-    help="Run a local single-node Apache Kafka (KRaft) from the Maven Central jars.", no_args_is_help=True
+    help="Run a local single-node Apache Kafka (KRaft) from the Maven Central jars.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 console = Console()
 

@@ -39,7 +39,7 @@ Detected = Annotated[
 Limit = Annotated[int, typer.Option(min=1, max=10_000, help="Rows per page.")]
 Cursor = Annotated[str | None, typer.Option(help="Continue after a previous page (its next cursor).")]
 AsJson = Annotated[bool, typer.Option("--json", help="One JSON object per line, with tensors and scores.")]
-notes = Console(stderr=True)
+notes = Console(stderr=True, soft_wrap=True)
 
 
 class What(enum.StrEnum):
@@ -59,55 +59,115 @@ def _flag(flagged: bool | None, score: float | None) -> str:
     return f"{text} ({score:.3g})" if score is not None else text
 
 
+#: Below this width each item is a short block of lines rather than a row of a wide table.
+TABLE_WIDTH = 150
+
+
 def _short(value: Any, width: int = 24) -> str:
     text = "" if value is None else str(value)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _table(*headers: str) -> Table:
-    """Cells wrap rather than end in an ellipsis: request ids and labels must stay readable."""
+def _table(*headers: str, whole: tuple[str, ...] = ()) -> Table:
+    """Cells wrap rather than end in an ellipsis; ids (``whole``) are never wrapped, so they copy."""
     table = Table()
     for header in headers:
-        table.add_column(header, overflow="fold")
+        table.add_column(header, overflow="fold", no_wrap=header in whole)
     return table
+
+
+def _where(item: Any) -> str:
+    """The endpoint and component, as one field."""
+    return "/".join(part for part in (item.endpoint, item.component) if part) or "-"
 
 
 def _payload_table(items: list[Any]) -> Table:
-    table = _table("time (UTC)", "model", "component", "endpoint", "request id", "protocol", "n",
-                   "prediction", "label", "outlier", "adversarial")  # fmt: skip
+    table = _table("time (UTC)", "model", "endpoint", "prediction", "label", "outlier", "adversarial",
+                   "request id", whole=("request id",))  # fmt: skip
     for p in items:
         table.add_row(
-            _when(p.time), f"{p.namespace}/{p.inferenceservice}", p.component, p.endpoint,
-            _short(p.request_id), p.protocol or "", str(p.instances or ""), _short(p.prediction),
+            _when(p.time), f"{p.namespace}/{p.inferenceservice}", _where(p), _short(p.prediction),
             _short(p.label), _flag(p.outlier, p.outlier_score), _flag(p.adversarial, p.adversarial_score),
+            p.request_id,
         )  # fmt: skip
     return table
+
+
+def _payload_block(p: Any) -> list[str]:
+    return [
+        f"[bold]{_when(p.time)}[/]  {p.namespace}/{p.inferenceservice}  {_where(p)}  {p.protocol or ''}",
+        f"  prediction {_short(p.prediction, 40)}  label {_short(p.label, 40) or '-'}"
+        f"  outlier {_flag(p.outlier, p.outlier_score) or '-'}"
+        f"  adversarial {_flag(p.adversarial, p.adversarial_score) or '-'}",
+        f"  request id {p.request_id}",
+    ]
+
+
+def _figure(d: Any) -> str:
+    statistic = "" if d.statistic is None else f"statistic {d.statistic:.4g}"
+    p_value = "" if d.p_value is None else f"p {d.p_value:.3g}"
+    threshold = "" if d.threshold is None else f"threshold {d.threshold:.3g}"
+    return "  ".join(part for part in (p_value, statistic, threshold) if part)
 
 
 def _detection_table(items: list[Any]) -> Table:
-    table = _table("time (UTC)", "model", "component", "endpoint", "detector", "kind", "detected",
-                   "statistic", "p-value", "window", "n", "id")  # fmt: skip
+    table = _table("window end (UTC)", "model", "endpoint", "detector", "detected", "value", "n", "id",
+                   whole=("id",))  # fmt: skip
     for d in items:
         table.add_row(
-            _when(d.time), f"{d.namespace}/{d.inferenceservice}", d.component, d.endpoint, d.detector, d.kind,
-            "[bold red]yes[/]" if d.detected else "no",
-            "" if d.statistic is None else f"{d.statistic:.4g}",
-            "" if d.p_value is None else f"{d.p_value:.3g}",
-            f"{_when(d.window_start)} → {_when(d.window_end)[11:]}", str(d.instances), _short(d.id),
+            _when(d.window_end), f"{d.namespace}/{d.inferenceservice}", _where(d), f"{d.detector} ({d.kind})",
+            "[bold red]yes[/]" if d.detected else "no", _figure(d), str(d.instances), d.id,
         )  # fmt: skip
     return table
+
+
+def _detection_block(d: Any) -> list[str]:
+    verdict = "[bold red]detected[/]" if d.detected else "not detected"
+    return [
+        f"[bold]{_when(d.window_start)} → {_when(d.window_end)[11:]}[/]  {d.namespace}/{d.inferenceservice}"
+        f"  {_where(d)}",
+        f"  {d.detector} ({d.kind}, {d.algorithm or '?'})  {verdict}  {_figure(d)}  over {d.instances}",
+        f"  id {d.id}",
+    ]
 
 
 def _model_table(items: list[Any]) -> Table:
-    table = _table("model", "component", "endpoint", "inferences", "last seen (UTC)", "outliers",
-                   "adversarial", "labelled", "accuracy", "detections", "drift")  # fmt: skip
+    table = _table("model", "endpoint", "inferences", "last seen (UTC)", "outliers", "adversarial",
+                   "labelled", "accuracy", "detections", "drift")  # fmt: skip
     for m in items:
         table.add_row(
-            f"{m.namespace}/{m.inferenceservice}", m.component, m.endpoint, f"{m.inferences:,}",
-            _when(m.last_seen), f"{m.outliers:,}", f"{m.adversarial:,}", f"{m.labelled:,}",
+            f"{m.namespace}/{m.inferenceservice}", _where(m), f"{m.inferences:,}", _when(m.last_seen),
+            f"{m.outliers:,}", f"{m.adversarial:,}", f"{m.labelled:,}",
             "" if m.accuracy is None else f"{m.accuracy:.1%}", f"{m.detections:,}", f"{m.drift_detected:,}",
         )  # fmt: skip
     return table
+
+
+def _model_block(m: Any) -> list[str]:
+    accuracy = "-" if m.accuracy is None else f"{m.accuracy:.1%} of {m.labelled:,}"
+    return [
+        f"[bold]{m.namespace}/{m.inferenceservice}[/]  {_where(m)}  last seen {_when(m.last_seen)}",
+        f"  inferences {m.inferences:,}  outliers {m.outliers:,}  adversarial {m.adversarial:,}"
+        f"  accuracy {accuracy}  detections {m.detections:,}  drift {m.drift_detected:,}",
+    ]
+
+
+_LAYOUTS = {
+    "payloads": (_payload_table, _payload_block),
+    "detections": (_detection_table, _detection_block),
+    "models": (_model_table, _model_block),
+}
+
+
+def show(what: str, items: list[Any]) -> None:
+    """A wide table on a wide terminal, else a block of lines per item; ids always whole."""
+    table, block = _LAYOUTS[what]
+    if console.width >= TABLE_WIDTH:
+        console.print(table(items))
+        return
+    for item in items:
+        for text in block(item):
+            console.print(text)
 
 
 def query(
@@ -140,9 +200,8 @@ def query(
     start, end = parse_time(since, "--since"), parse_time(until, "--until")
     with store_errors():
         if what is What.models:
-            models = list_models(engine)
-            items: list[Any] = models
-            table, next_cursor = _model_table(models), None
+            items: list[Any] = list_models(engine)
+            next_cursor = None
         elif what is What.detections:
             where = DetectionFilter(
                 namespace=namespace,
@@ -156,7 +215,7 @@ def query(
                 detected=detected,
             )
             page = list_detections(engine, where, limit=limit, cursor=cursor)
-            items, table, next_cursor = page.items, _detection_table(page.items), page.next_cursor
+            items, next_cursor = page.items, page.next_cursor
         else:
             filters = PayloadFilter(
                 namespace=namespace,
@@ -172,11 +231,14 @@ def query(
                 detection=detection,
             )
             payloads = list_payloads(engine, filters, limit=limit, cursor=cursor, detail=as_json)
-            items, table, next_cursor = payloads.items, _payload_table(payloads.items), payloads.next_cursor
+            items, next_cursor = payloads.items, payloads.next_cursor
+    if not items:
+        notes.print(f"no {what.value} match these filters" if cursor is None else "no more", highlight=False)
+        return
     if as_json:
         for item in items:
-            print(item.model_dump_json(exclude_none=True))
+            print(item.model_dump_json())
     else:
-        console.print(table)
+        show(what.value, items)
     if next_cursor:
         notes.print(f"more: --cursor {next_cursor}", highlight=False)

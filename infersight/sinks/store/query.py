@@ -29,7 +29,9 @@ _SUMMARY = (
     "protocol", "instances", "outlier", "outlier_score", "adversarial", "adversarial_score", "prediction",
     "label", "label_time", "correct", "request_time", "response_time",
 )  # fmt: skip
-_DETAIL = ("inputs", "outputs", "scores", "metadata", "request_attributes", "response_attributes")
+_DETAIL = (
+    "inputs", "outputs", "scores", "metadata", "annotations", "request_attributes", "response_attributes",
+)  # fmt: skip
 
 
 def _count(condition: Any) -> Any:

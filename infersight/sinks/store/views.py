@@ -54,6 +54,8 @@ class Payload(BaseModel):
     outputs: list[dict[str, Any]] | None = None
     scores: dict[str, Any] | None = None
     metadata: Any = None
+    #: The logger's ``annotations`` extension, parsed.
+    annotations: dict[str, Any] | None = None
     request_attributes: dict[str, Any] | None = None
     response_attributes: dict[str, Any] | None = None
     #: Raw bodies as base64, only when asked for.
