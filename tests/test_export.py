@@ -193,3 +193,32 @@ def test_cli_export_writes_parquet_with_a_summary(store: SqlStore, tmp_path: Pat
     assert missing.stderr.strip().splitlines() == [
         f"error: no store at {tmp_path}/no.db (a worker creates it; or run `infersight db upgrade`)"
     ]
+
+
+def test_detections_name_features_as_the_export_does() -> None:
+    """One name per feature everywhere: a detector's features are the export's columns."""
+    from infersight.config import DetectorConfig
+    from infersight.detectors.features import instances
+    from infersight.records import Payload
+    from infersight.sinks.store.tensors import columns, instance_count, payload_json
+    from tests.store_data import record, v1_request, v1_response, v2_request, v2_response
+
+    def export_names(payload: Payload, side: str) -> list[str]:
+        tensors = payload_json(payload)
+        return [name for name, _ in columns(tensors, instance_count(tensors), side)]
+
+    rows = [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3]]
+    v1 = record("a", v1_request(rows), v1_response([0, 1]))
+    v2 = record("b", v2_request(rows), v2_response([[0.9, 0.1], [0.2, 0.8]]))
+    on_request = DetectorConfig(name="ks", kind="drift", algorithm="KSDrift", reference="x.npy")
+    both = on_request.model_copy(update={"on": ["request", "response"]})
+    assert v1.request is not None and v1.response is not None and v2.request is not None
+    assert instances(v1, on_request).names == ("input_0", "input_1", "input_2", "input_3")
+    assert list(instances(v1, on_request).names) == export_names(v1.request.payload, "input")
+    assert list(instances(v1, both).names) == [
+        *export_names(v1.request.payload, "input"),
+        *export_names(v1.response.payload, "output"),
+    ]
+    # v2: the first tensor's own name, as the export's first columns.
+    first = instances(v2, on_request).names
+    assert first == ("sepal_0", "sepal_1") and list(first) == export_names(v2.request.payload, "input")[:2]

@@ -390,14 +390,17 @@ def test_a_windows_features_beside_the_traffic_judged_normal_before_it(store: Sq
         window_end=BASE_TIME.timestamp() + 14,
         request_ids=(),
         instances=3,
-        features=("0", "1"),
+        features=("input_0", "input_1"),
         feature_statistics=(1.0, 0.0),
         feature_p_values=(0.001, 1.0),
     )
     store.write([], [window], [])
     client = TestClient(create_query_app(store.engine, ApiConfig()))
     answer = client.get("/v1/detections/window-f/distributions", params={"bins": 4}).json()
-    assert answer["threshold"] == 0.0125 and [f["feature"] for f in answer["features"]] == ["0", "1"]
+    assert answer["threshold"] == 0.0125 and [f["feature"] for f in answer["features"]] == [
+        "input_0",
+        "input_1",
+    ]
     first = answer["features"][0]
     # The window: default-endpoint inferences at 10, 12, 14 s (6.0, 6.2, 6.4); the reference those
     # at 0-8 s, before the window and outside window-a's drift (5.0 ... 5.8).

@@ -60,7 +60,7 @@ def drift_window(model: ModelRef, index: int, shifted: bool) -> Detection:
         window_end=start + 19,
         request_ids=(),
         instances=10,
-        features=("0", "1", "2", "3"),
+        features=("input_0", "input_1", "input_2", "input_3"),
         feature_statistics=tuple(0.8 if p < 0.01 else 0.1 for p in p_values),
         feature_p_values=p_values,
         time=start + 20,

@@ -14,8 +14,12 @@ from typing import Any
 import numpy as np
 
 from infersight.config import DetectorConfig
+from infersight.featurenames import INPUT, OUTPUT, feature_names
 from infersight.records import REQUEST, Half, InferenceRecord
 from infersight.times import to_unix
+
+#: Feature names by what decides them; a model's records mostly share one layout.
+_NAMES: dict[tuple[Any, ...], tuple[str, ...]] = {}
 
 
 class FeatureError(Exception):
@@ -37,33 +41,40 @@ def _side(record: InferenceRecord, side: str) -> Half:
     return half
 
 
-def _tensor_rows(half: Half, tensor_name: str | None) -> tuple[np.ndarray[Any, Any], tuple[str, ...]]:
+def _tensor_rows(
+    half: Half, tensor_name: str | None, side: str
+) -> tuple[np.ndarray[Any, Any], tuple[str, ...]]:
     tensors = half.payload.tensors
     if not tensors:
         raise FeatureError(f"the {half.payload.protocol} payload has no tensors")
-    if tensor_name is None:
-        tensor = tensors[0]
-    else:
-        try:
-            tensor = half.payload.tensor(tensor_name)
-        except KeyError:
-            raise FeatureError(f"no tensor named {tensor_name!r}") from None
+    position = 0
+    if tensor_name is not None:
+        named = [index for index, tensor in enumerate(tensors) if tensor.name == tensor_name]
+        if not named:
+            raise FeatureError(f"no tensor named {tensor_name!r}")
+        position = named[0]
+    tensor = tensors[position]
     array = tensor.array
     if array.dtype.kind not in "biuf":
         raise FeatureError(f"tensor {tensor.name!r} holds {array.dtype} values, not numbers")
     if array.ndim == 0:
         array = array.reshape(1, 1)
     rows = array.reshape(array.shape[0], -1)
-    if tensor.columns is not None and len(tensor.columns) == rows.shape[1]:
-        names = tensor.columns
-    else:
-        names = tuple(str(index) for index in range(rows.shape[1]))
+    key = (tensor.name, tensor.columns, rows.shape[1], side, position)
+    names = _NAMES.get(key)
+    if names is None:
+        if len(_NAMES) > 4096:
+            _NAMES.clear()
+        names = _NAMES[key] = tuple(feature_names(tensor.name, tensor.columns, rows.shape[1], side, position))
     return rows, names
 
 
 def instances(record: InferenceRecord, config: DetectorConfig) -> Instances:
-    """The rows the detector scores for ``record``, as float32."""
-    parts = [_tensor_rows(_side(record, side), config.tensor) for side in config.on]
+    """The rows the detector scores for ``record``, as float32, its features named as exports name them."""
+    parts = [
+        _tensor_rows(_side(record, side), config.tensor, INPUT if side == REQUEST else OUTPUT)
+        for side in config.on
+    ]
     if len(parts) == 1:
         rows, names = parts[0]
     else:
@@ -71,11 +82,13 @@ def instances(record: InferenceRecord, config: DetectorConfig) -> Instances:
         if len(counts) > 1:
             raise FeatureError(f"request and response hold different numbers of instances ({sorted(counts)})")
         rows = np.hstack([rows for rows, _ in parts])
-        names = tuple(
-            f"{side}.{name}"
-            for side, (_, side_names) in zip(config.on, parts, strict=True)
-            for name in side_names
-        )
+        names = tuple(name for _, side_names in parts for name in side_names)
+        if len(set(names)) < len(names):  # columns named alike on both sides: the side tells them apart
+            names = tuple(
+                f"{side}.{name}"
+                for side, (_, side_names) in zip(config.on, parts, strict=True)
+                for name in side_names
+            )
     return Instances(rows=rows.astype(np.float32, copy=False), names=names)
 
 

@@ -81,48 +81,34 @@ def timeline(engine: Engine, where: PayloadFilter, buckets: int = 60) -> Timelin
     return Timeline(buckets=out)
 
 
-def _side_rows(payload: list[dict[str, Any]] | None) -> tuple[list[str], list[list[Any]]]:
-    """Feature names and rows of a side's first tensor, named as a detector names them."""
+def _columns(payload: list[dict[str, Any]] | None, side: str) -> tuple[dict[str, int], list[list[Any]]]:
+    """A side's features by name (as :mod:`infersight.featurenames` names them) and its rows."""
     found = payload or []
     if not found:
-        return [], []
-    tensor = found[0]
+        return {}, []
     instances = tensors.instance_count(found)
-    rows = tensors.rows([tensor], instances)
-    width = len(rows[0]) if rows else 0
-    columns = tensor.get("columns")
-    if columns and len(columns) == width:
-        names = [str(column) for column in columns]
-    else:
-        names = [str(index) for index in range(width)]
-    return names, rows
+    names = [name for name, _ in tensors.columns(found, instances, side)]
+    return {name: index for index, name in enumerate(names)}, tensors.rows(found, instances)
+
+
+_SIDES = {"request.": "input", "response.": "output"}
 
 
 def _feature_values(items: Sequence[dict[str, Any]], features: Sequence[str]) -> dict[str, list[float]]:
-    """Each feature's numeric values over ``items``' instances (``request.3``, ``response.0`` or ``3``)."""
+    """Each feature's numeric values over ``items``' instances, found by its name on either side."""
     values: dict[str, list[float]] = {feature: [] for feature in features}
     for item in items:
-        sides: dict[str, dict[str, int]] = {}
-        side_rows: dict[str, list[list[Any]]] = {}
-        for side, column in (("request", "inputs"), ("response", "outputs")):
-            names, rows = _side_rows(item[column])
-            sides[side] = {name: index for index, name in enumerate(names)}
-            side_rows[side] = rows
+        sides = {"input": _columns(item["inputs"], "input"), "output": _columns(item["outputs"], "output")}
         for feature in features:
-            side, _, name = (
-                feature.partition(".")
-                if feature.startswith(("request.", "response."))
-                else (
-                    "request",
-                    "",
-                    feature,
-                )
-            )
-            index = sides[side].get(name)
-            if index is None:
+            prefix = next((p for p in _SIDES if feature.startswith(p)), None)
+            name = feature[len(prefix) :] if prefix else feature
+            order = [_SIDES[prefix]] if prefix else ["input", "output"]
+            side = next((s for s in order if name in sides[s][0]), None)
+            if side is None:
                 continue
-            for row in side_rows[side]:
-                value = row[index]
+            index, rows = sides[side][0][name], sides[side][1]
+            for row in rows:
+                value = row[index] if index < len(row) else None
                 if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
                     values[feature].append(float(value))
     return values

@@ -14,13 +14,9 @@ from typing import Any, Final, NamedTuple
 import numpy as np
 import orjson
 
+from infersight.featurenames import feature_names
 from infersight.records import Payload, Tensor
 from infersight.sinks.store.types import json_bytes, json_column_text
-
-#: Tensor names that only say where the protocol put the data; features are then named by index.
-GENERIC_NAMES: Final = frozenset(
-    {"instances", "inputs", "predictions", "outputs", "ndarray", "tensor", "jsonData", "strData", "binData"}
-)
 
 BOOL: Final = "bool"
 INT: Final = "int"
@@ -95,14 +91,7 @@ def _width(tensor: dict[str, Any], instances: int) -> int:
 
 
 def _names(tensor: dict[str, Any], width: int, side: str, position: int) -> list[str]:
-    columns = tensor.get("columns")
-    if columns and len(columns) == width:
-        return [str(column) for column in columns]
-    name = str(tensor["name"])
-    if name in GENERIC_NAMES:
-        prefix = side if position == 0 else f"{side}{position}"
-        return [f"{prefix}_{j}" for j in range(width)]
-    return [name] if width == 1 else [f"{name}_{j}" for j in range(width)]
+    return feature_names(str(tensor["name"]), tensor.get("columns"), width, side, position)
 
 
 def columns(tensors: Sequence[dict[str, Any]], instances: int, side: str) -> list[tuple[str, str]]:
