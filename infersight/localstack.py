@@ -37,6 +37,8 @@ class Part:
     arguments: tuple[str, ...]
     listens: str
     ready_url: str
+    #: A program other than infersight (Prometheus), run with ``arguments``.
+    program: str | None = None
 
 
 def parts(settings: Settings, host: str) -> list[Part]:
@@ -65,6 +67,29 @@ def parts(settings: Settings, host: str) -> list[Part]:
             f"http://{host}:{api.port}/healthz",
         ),
     ]
+
+
+def prometheus_part(settings: Settings, host: str, binary: str, folder: Path, port: int) -> Part:
+    """Prometheus scraping the ingest and the worker, its configuration and data under ``folder``.
+
+    Beside it, ``folder/grafana`` holds the dashboards and a provisioning that points at them and
+    at this Prometheus, for a Grafana run on the same machine.
+    """
+    from infersight.monitoring.output import write_local_monitoring
+
+    url = f"http://{host}:{port}"
+    config = write_local_monitoring(
+        folder, f"{host}:{settings.ingest.port}", f"{host}:{settings.worker.metrics_port}", url
+    )
+    arguments = (
+        f"--config.file={config}",
+        f"--storage.tsdb.path={folder / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--log.level=warn",
+    )
+    grafana = folder.resolve() / "grafana" / "provisioning"
+    listens = f"{url}/  Grafana: GF_PATHS_PROVISIONING={grafana}"
+    return Part("prometheus", arguments, listens, f"{url}/-/ready", program=binary)
 
 
 def _same_address(first: str, second: str) -> bool:
@@ -124,6 +149,8 @@ class Stack:
             self.started_kafka = kafka
 
     def _command(self, part: Part) -> list[str]:
+        if part.program is not None:
+            return [part.program, *part.arguments]
         config = ["--config", str(self.config_path)] if self.config_path is not None else []
         return [sys.executable, "-m", "infersight", *config, *part.arguments]
 
@@ -185,7 +212,7 @@ class Stack:
 
     def stop(self) -> None:
         """Stop every part (SIGTERM, then SIGKILL after a grace period), then the broker we started."""
-        order = {"ingest": 0, "api": 1, "worker": 2}
+        order = {"ingest": 0, "api": 1, "worker": 2, "prometheus": 3}
         for running in sorted(self.running, key=lambda item: order.get(item.part.name, 9)):
             process = running.process
             if process.poll() is None:

@@ -303,7 +303,7 @@ def test_a_flagged_inference_opens_its_stored_payload(page: Any, api_url: str) -
     assert painted(page, "#payload canvas.image")
     # With the detector's score per pixel beside it, as a heatmap.
     assert page.locator("#payload canvas.image").count() == 2
-    assert "vae: score per pixel" in page.locator("#payload figure").inner_text()
+    assert "vae: score per pixel" in page.locator("#payload .instance").inner_text()
     assert not page.errors
 
 

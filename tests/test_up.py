@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.helpers import free_port, kafka_environment, stop
+from tests.helpers import free_port, kafka_environment, stop, wait_until
 from tests.test_ingest import kserve_headers
 
 
@@ -47,6 +48,17 @@ class Lines:
         return "\n".join(self.lines)
 
 
+def scrape_health(port: int) -> dict[str, str]:
+    """Each scrape job's health, as Prometheus on ``port`` reports it."""
+    try:
+        targets = httpx.get(f"http://127.0.0.1:{port}/api/v1/targets", timeout=5).json()["data"][
+            "activeTargets"
+        ]
+    except httpx.HTTPError:
+        return {}
+    return {target["labels"]["job"]: target["health"] for target in targets}
+
+
 def start_up(tmp_path: Path, env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], Lines]:
     process = subprocess.Popen(
         [sys.executable, "-m", "infersight", "up", *args],
@@ -62,8 +74,9 @@ def start_up(tmp_path: Path, env: dict[str, str], *args: str) -> tuple[subproces
 def test_up_is_quiet_answers_before_its_table_counts_and_stops_cleanly(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
+    assert shutil.which("prometheus"), "this test runs up with Prometheus: apt install prometheus"
     topic = f"up-{uuid.uuid4().hex[:8]}"
-    ingest, metrics, api = free_port(), free_port(), free_port()
+    ingest, metrics, api, prometheus = free_port(), free_port(), free_port(), free_port()
     env = kafka_environment(
         kafka_bootstrap,
         topic,
@@ -76,7 +89,7 @@ def test_up_is_quiet_answers_before_its_table_counts_and_stops_cleanly(
         tmp_path,
         env,
         *("--ingest-port", str(ingest), "--metrics-port", str(metrics), "--api-port", str(api)),
-        *("--log", str(tmp_path / "up.log")),
+        *("--log", str(tmp_path / "up.log"), "--prometheus-port", str(prometheus)),
     )
     try:
         output.wait_for("infersight is up", process)
@@ -89,7 +102,16 @@ def test_up_is_quiet_answers_before_its_table_counts_and_stops_cleanly(
             assert httpx.get(url, timeout=5).status_code == 200, url
         assert f"http://localhost:{api}/ui/" in output.text
         before_table = output.text.split("infersight is up")[0]
-        assert all(f"{name:>6} │ ready" in before_table for name in ("ingest", "worker", "api"))
+        ready = ("ingest", "worker", "api", "prometheus")
+        assert all(f"{name:>10} │ ready" in before_table for name in ready), output.text
+        # Prometheus scrapes both parts under the jobs the dashboards use; Grafana's provisioning is
+        # written beside it, pointing at that folder.
+        wait_until(
+            lambda: scrape_health(prometheus) == {"infersight-ingest": "up", "infersight-worker": "up"},
+            60,
+            "Prometheus scraping the ingest and the worker",
+        )
+        assert "GF_PATHS_PROVISIONING=" in output.text
         # Quiet: the parts' own lines (uvicorn, the engine) went to the log, not here.
         assert "Uvicorn running" not in output.text and "Uvicorn running" in (tmp_path / "up.log").read_text()
         assert len(output.lines) < 40, output.text
@@ -136,7 +158,7 @@ def test_up_names_a_part_that_fails_in_one_line(kafka_bootstrap: str, tmp_path: 
             tmp_path,
             env,
             *("--ingest-port", str(port), "--metrics-port", str(free_port()), "--api-port", str(free_port())),
-            *("--log", str(tmp_path / "up.log")),
+            *("--log", str(tmp_path / "up.log"), "--no-prometheus"),
         )
         assert process.wait(timeout=180) == 1
     finally:

@@ -18,11 +18,23 @@ def dashboards(
         Path, typer.Option("--output", "-o", help="Folder for the dashboards' JSON and provisioning/.")
     ] = Path("dashboards"),
     prometheus_url: Annotated[
-        str, typer.Option(help="URL of Prometheus as Grafana reaches it, for the provisioned data source.")
-    ] = "http://prometheus:9090",
+        str | None,
+        typer.Option(
+            help="URL of Prometheus as Grafana reaches it, for the provisioned data source "
+            "(default: http://prometheus:9090, or http://localhost:9090 with --local)."
+        ),
+    ] = None,
     dashboards_path: Annotated[
-        str, typer.Option(help="Where Grafana finds the JSON files, for the dashboard provider.")
-    ] = "/var/lib/grafana/dashboards/infersight",
+        str | None,
+        typer.Option(
+            help="Where Grafana finds the JSON files, for the dashboard provider (default: where "
+            "compose mounts them, /var/lib/grafana/dashboards/infersight, or the output folder with --local)."
+        ),
+    ] = None,
+    local: Annotated[
+        bool,
+        typer.Option(help="For a Grafana on this machine: the provider reads the output folder itself."),
+    ] = False,
     rules: Annotated[
         Path | None, typer.Option(help="Also write the Prometheus alert rule file here.")
     ] = None,
@@ -33,9 +45,12 @@ def dashboards(
 ) -> None:
     """Write the Grafana dashboards (Overview, Drift, Outliers & adversarial, Feedback) and provisioning."""
     from infersight.monitoring.output import write_dashboards, write_kubernetes, write_rules
+    from infersight.monitoring.provisioning import DASHBOARDS_PATH
 
+    url = prometheus_url or ("http://localhost:9090" if local else "http://prometheus:9090")
+    provider = dashboards_path or (str(output.resolve()) if local else DASHBOARDS_PATH)
     try:
-        written = write_dashboards(output, prometheus_url, dashboards_path)
+        written = write_dashboards(output, url, provider)
         if rules is not None:
             written.append(write_rules(rules))
         if kubernetes is not None:

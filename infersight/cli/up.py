@@ -8,6 +8,7 @@ streams it instead), and a part that fails is named with its last line.
 from __future__ import annotations
 
 import collections
+import shutil
 import signal
 import threading
 import time
@@ -27,14 +28,21 @@ if TYPE_CHECKING:
     from infersight.localstack import Part, Running, Stack
 
 console = Console(soft_wrap=True, highlight=False)
-COLOURS = {"kafka": "magenta", "ingest": "cyan", "worker": "green", "api": "yellow", "up": "bold"}
+COLOURS = {
+    "kafka": "magenta",
+    "ingest": "cyan",
+    "worker": "green",
+    "api": "yellow",
+    "prometheus": "red",
+    "up": "bold",
+}
 #: How long the parts may take to answer (a worker loading TensorFlow detectors takes a while).
 READY_TIMEOUT_SECONDS = 180.0
 COUNTS_EVERY_SECONDS = 5.0
 
 
 def _print_line(name: str, line: str) -> None:
-    prefix = Text(f"{name:>6} │ ", style=COLOURS.get(name, "white"))
+    prefix = Text(f"{name:>10} │ ", style=COLOURS.get(name, "white"))
     console.print(prefix + Text(line))
 
 
@@ -57,7 +65,7 @@ class PartOutput:
 
     def __call__(self, name: str, line: str) -> None:
         with self._lock:
-            self._file.write(f"{name:>6} | {line}\n")
+            self._file.write(f"{name:>10} | {line}\n")
             self._file.flush()
             if line.strip():
                 self.last[name].append(line.strip())
@@ -87,6 +95,11 @@ def up(
     api_port: Annotated[
         int | None, typer.Option(min=0, max=65535, help="The query API's port (api.port).")
     ] = None,
+    prometheus: Annotated[
+        bool,
+        typer.Option(help="Also run Prometheus, scraping the ingest and the worker, when it is installed."),
+    ] = True,
+    prometheus_port: Annotated[int, typer.Option(min=1, max=65535, help="Prometheus's port.")] = 9090,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Stream every part's output.")] = False,
     log: Annotated[
         Path | None, typer.Option(help="Where the parts' output goes (default: up.log in the state folder).")
@@ -95,7 +108,7 @@ def up(
     """Run a local Kafka (when none is running), the ingest, a worker, the SQLite store and the web UI."""
     from infersight.config import default_state_dir
     from infersight.localkafka import LocalKafkaError
-    from infersight.localstack import Stack, parts
+    from infersight.localstack import Stack, parts, prometheus_part
     from infersight.sinks.store import StoreError, make_engine, upgrade
 
     settings = settings_of(ctx)
@@ -130,6 +143,12 @@ def up(
                 if settings.store.enabled:
                     upgrade(make_engine(settings.store.url))
                 chosen = [part for part in parts(settings, "localhost") if api or part.name != "api"]
+                binary = shutil.which("prometheus") if prometheus else None
+                if binary is not None:
+                    folder = default_state_dir() / "prometheus"
+                    chosen.append(prometheus_part(settings, "localhost", binary, folder, prometheus_port))
+                elif prometheus:
+                    _print_line("up", "no prometheus on PATH: running without it (apt install prometheus)")
                 stack.start(chosen)
                 if not verbose:
                     _print_line(

@@ -325,11 +325,19 @@ def _reports(
     from infersight.sinks.report import ReportRequest, ReportSpan, ReportTable, write_report
     from infersight.sinks.store import make_engine
 
-    spans = []
+    # A phase's events may share one time: each phase reaches to the next one's start.
+    starts = []
     for phase in phases:
         times = [stored[p.request_id].time for p in phase.inferences if p.request_id in stored]
         if times:
-            spans.append(ReportSpan(f"{phase.name}: {phase.description}", min(times), max(times)))
+            starts.append((min(times), max(times), f"{phase.name}: {phase.description}"))
+    starts.sort()
+    spans = [
+        ReportSpan(
+            label, start, starts[index + 1][0] if index + 1 < len(starts) else last + timedelta(seconds=1)
+        )
+        for index, (start, last, label) in enumerate(starts)
+    ]
     header, rows = table
     summary = ReportTable("What was injected, and what the pipeline detected", header, rows)
     engine = make_engine(settings.store.url)

@@ -20,6 +20,7 @@ from infersight.monitoring.drift import drift
 from infersight.monitoring.feedback import feedback
 from infersight.monitoring.outliers import outliers
 from infersight.monitoring.overview import overview
+from infersight.monitoring.promql import INGEST_JOB, WORKER_JOB
 
 #: Each dashboard's builder; the file is named after the uid.
 DASHBOARDS: tuple[Callable[[], Dashboard], ...] = (overview, drift, outliers, feedback)
@@ -95,3 +96,29 @@ def write_kubernetes(folder: Path) -> list[Path]:
             _yaml(kubernetes.prometheus_rule(alerts.rule_groups()), MANIFEST_HEADER),
         ),
     ]
+
+
+def prometheus_config(ingest: str, worker: str, rule_file: Path, scrape_seconds: int = 5) -> dict[str, Any]:
+    """A Prometheus configuration scraping the ingest and a worker (``host:port``) under the jobs the
+    dashboards and alert rules name, with infersight's rules loaded."""
+    interval = f"{scrape_seconds}s"
+    return {
+        "global": {"scrape_interval": interval, "evaluation_interval": interval},
+        "rule_files": [str(rule_file)],
+        "scrape_configs": [
+            {"job_name": INGEST_JOB, "static_configs": [{"targets": [ingest]}]},
+            {"job_name": WORKER_JOB, "static_configs": [{"targets": [worker]}]},
+        ],
+    }
+
+
+def write_local_monitoring(folder: Path, ingest: str, worker: str, prometheus_url: str) -> Path:
+    """What ``infersight up`` gives its Prometheus and a Grafana beside it, under ``folder``.
+
+    ``prometheus.yaml`` and ``rules.yaml`` for Prometheus; ``grafana/`` with the dashboards and
+    provisioning whose provider reads that very folder. Returns the Prometheus configuration file.
+    """
+    rules = write_rules(folder / "rules.yaml")
+    grafana = (folder / "grafana").resolve()
+    write_dashboards(grafana, prometheus_url, str(grafana))
+    return _write(folder / "prometheus.yaml", _yaml(prometheus_config(ingest, worker, rules)))

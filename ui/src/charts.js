@@ -84,7 +84,14 @@ function timeAxis(title) {
     type: "linear",
     infersightTime: true,
     title: { display: true, text: title },
-    ticks: { maxTicksLimit: 6, callback: (value) => formatTime(value).slice(5, 16) },
+    ticks: {
+      maxTicksLimit: 6,
+      // Within a day the time is enough, to the second; longer spans show the date too.
+      callback: (value, index, ticks) => {
+        const span = ticks.length > 1 ? ticks[ticks.length - 1].value - ticks[0].value : 0;
+        return span < 86400000 ? formatTime(value).slice(11, 19) : formatTime(value).slice(5, 16);
+      },
+    },
   };
 }
 

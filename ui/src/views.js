@@ -220,13 +220,19 @@ function tensorView(tensor, scores) {
   if (image) {
     const figures = data.slice(0, 16).map((instance, index) => {
       const values = flatten(instance);
-      const parts = [el("figcaption", {}, `instance ${index}`), drawImage(values, image, false)];
+      const drawn = [el("figure", {}, drawImage(values, image, false), el("figcaption", {}, `instance ${index}`))];
       const perFeature = scores.find((s) => Array.isArray(s.feature_scores) && s.feature_scores[index]);
       if (perFeature) {
-        parts.push(drawImage(flatten(perFeature.feature_scores[index]), image, true));
-        parts.push(el("figcaption", {}, `${perFeature.detector}: score per pixel`));
+        drawn.push(
+          el(
+            "figure",
+            {},
+            drawImage(flatten(perFeature.feature_scores[index]), image, true),
+            el("figcaption", {}, `${perFeature.detector}: score per pixel`),
+          ),
+        );
       }
-      return el("figure", {}, parts);
+      return el("div", { class: "instance" }, drawn);
     });
     return el("div", {}, caption, el("div", { class: "images" }, figures));
   }
