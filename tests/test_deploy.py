@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
 KUBE = DEPLOY / "kubernetes"
 K8S_VERSION = "1.32.0"
-CORE_KINDS = {"Namespace", "ConfigMap", "Secret", "Deployment", "Service"}
+CORE_KINDS = {"Namespace", "ConfigMap", "Secret", "Deployment", "Service", "PersistentVolumeClaim"}
 COMMANDS = {"ingest", "worker", "api", "query", "export", "db", "kafka", "dashboards"}
 
 Manifest = dict[str, Any]
@@ -168,6 +168,7 @@ def test_deployments_run_infersight_as_non_root(base: list[Manifest]) -> None:
     for kind, name, command in (
         ("StatefulSet", "infersight-ingest", "ingest"),
         ("Deployment", "infersight-worker", "worker"),
+        ("Deployment", "infersight-api", "api"),
     ):
         deployment = find(base, kind, name)
         spec = deployment["spec"]["template"]["spec"]
@@ -181,6 +182,38 @@ def test_deployments_run_infersight_as_non_root(base: list[Manifest]) -> None:
     ingest = container(find(base, "StatefulSet", "infersight-ingest"))
     assert ingest["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert ingest["livenessProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_the_api_and_ui_have_a_service_and_every_token_comes_from_the_secret(base: list[Manifest]) -> None:
+    api = find(base, "Deployment", "infersight-api")
+    service = find(base, "Service", "infersight-api")
+    assert service["spec"]["selector"] == api["spec"]["selector"]["matchLabels"]
+    ports = {port["name"]: port["containerPort"] for port in container(api)["ports"]}
+    assert service["spec"]["ports"][0]["targetPort"] == "http" and ports["http"] == Settings().api.port
+    assert container(api)["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert {"secretRef": {"name": "infersight-secrets"}} in container(api)["envFrom"]
+    secret = find(base, "Secret", "infersight-secrets")["stringData"]
+    assert json.loads(secret["INFERSIGHT_API__AUTH_TOKENS"])  # a list of tokens, as the setting takes
+    ingest = {item["name"]: item for item in container(find(base, "StatefulSet", "infersight-ingest"))["env"]}
+    reference = ingest["INFERSIGHT_INGEST__AUTH_TOKENS"]["valueFrom"]["secretKeyRef"]
+    assert reference == {
+        "name": "infersight-secrets",
+        "key": "INFERSIGHT_INGEST__AUTH_TOKENS",
+        "optional": True,  # KServe's logger sends no token: set only when every client does
+    }
+    # Every part listens on the pod's interfaces (the package's defaults are loopback).
+    settings = config_of(base)
+    assert settings.ingest.host == settings.api.host == settings.worker.metrics_host == "0.0.0.0"
+
+
+def test_detector_state_is_shared_by_every_worker(base: list[Manifest]) -> None:
+    """Online detectors go on where another worker left off: their state is on shared storage."""
+    worker = find(base, "Deployment", "infersight-worker")
+    volumes = {volume["name"]: volume for volume in worker["spec"]["template"]["spec"]["volumes"]}
+    mounts = {mount["mountPath"]: mount["name"] for mount in container(worker)["volumeMounts"]}
+    state_uri = str(config_of(base).detections.state_uri)
+    claim = volumes[mounts[state_uri]]["persistentVolumeClaim"]["claimName"]
+    assert find(base, "PersistentVolumeClaim", claim)["spec"]["accessModes"] == ["ReadWriteMany"]
 
 
 def test_the_ingest_keeps_its_spool_on_a_volume_and_drains_before_it_stops(base: list[Manifest]) -> None:
