@@ -71,15 +71,15 @@ def test_rows_stored_before_components_take_theirs_from_their_attributes(store_u
     from infersight.sinks.store.writer import ACCURACY, INFERENCES
 
     def before(new: Table) -> Any:
-        """The table as revision 0001 has it: without component and occurrence."""
-        kept = [c for c in new.columns if c.name not in ("component", "occurrence")]
+        """The table as revision 0001 has it: without component, occurrence and revision."""
+        kept = [c for c in new.columns if c.name not in ("component", "occurrence", "revision")]
         return table(new.name, *(column(c.name, c.type) for c in kept))
 
     engine = make_engine(store_url)
     upgrade(engine, "0001")
     old = record("before", v1_request([SETOSA]), v1_response([0]))
     row = inference_row(old, None, datetime.now(UTC))
-    del row["component"], row["occurrence"]
+    del row["component"], row["occurrence"], row["revision"]
     with engine.begin() as connection:
         labelled = {"label": 0, "label_kind": "int", "correct": True}
         connection.execute(before(INFERENCES).insert(), [row | labelled])
@@ -418,9 +418,9 @@ def test_db_upgrade_command_prepares_a_new_store(store_url: str) -> None:
     runner = CliRunner()
     first = runner.invoke(cli, ["db", "upgrade", "--store", store_url])
     assert first.exit_code == 0, first.output
-    assert "empty → 0002" in first.stderr
+    assert "empty → 0003" in first.stderr
     again = runner.invoke(cli, ["db", "upgrade", "--store", store_url])
-    assert "up to date (revision 0002)" in again.stderr
+    assert "up to date (revision 0003)" in again.stderr
     SqlStore(store_url, migrate=False).close()
 
 

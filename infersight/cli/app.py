@@ -13,6 +13,7 @@ from rich.console import Console
 
 from infersight.cli import (
     api,
+    canary,
     dashboards,
     db,
     demo,
@@ -46,6 +47,7 @@ app.command("export", short_help="A retraining set from the store.")(export.expo
 app.command("api", short_help="The query API and the web UI.")(api.api)
 app.command("report", short_help="One model's HTML report.")(report.report)
 app.command("tail", short_help="Events and detections as they arrive.")(tail.tail)
+app.command("canary", short_help="Promote, hold or roll back a revision.")(canary.canary)
 app.add_typer(db.app, name="db")
 app.command("dashboards", short_help="Grafana dashboards and alert rules.")(dashboards.dashboards)
 app.command("demo", short_help="Every detector at work on demo traffic.")(demo.demo)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from typing import Annotated, Any
 
@@ -37,6 +38,7 @@ Detected = Annotated[
     bool | None, typer.Option("--detected/--not-detected", help="Detections that found something (or not).")
 ]
 Limit = Annotated[int, typer.Option(min=1, max=10_000, help="Rows per page.")]
+Revision = Annotated[str | None, typer.Option(help="Only inferences this revision served.")]
 Cursor = Annotated[str | None, typer.Option(help="Continue after a previous page (its next cursor).")]
 AsJson = Annotated[bool, typer.Option("--json", help="One JSON object per line, with tensors and scores.")]
 notes = Console(stderr=True, soft_wrap=True)
@@ -46,6 +48,7 @@ class What(enum.StrEnum):
     payloads = "payloads"
     detections = "detections"
     models = "models"
+    revisions = "revisions"
 
 
 def _when(value: Any) -> str:
@@ -152,10 +155,32 @@ def _model_block(m: Any) -> list[str]:
     ]
 
 
+def _revision_table(items: list[Any]) -> Table:
+    table = _table("model", "revision", "inferences", "first seen (UTC)", "last seen (UTC)", "outliers",
+                   "adversarial", "accuracy", whole=("revision",))  # fmt: skip
+    for r in items:
+        accuracy = f"{r.correct / r.labelled:.1%} of {r.labelled:,}" if r.labelled else ""
+        table.add_row(
+            f"{r.namespace}/{r.inferenceservice}", r.revision or "-", f"{r.inferences:,}",
+            _when(r.first_seen), _when(r.last_seen), f"{r.outliers:,}", f"{r.adversarial:,}", accuracy,
+        )  # fmt: skip
+    return table
+
+
+def _revision_block(r: Any) -> list[str]:
+    accuracy = f"{r.correct / r.labelled:.1%} of {r.labelled:,}" if r.labelled else "-"
+    return [
+        f"[bold]{r.namespace}/{r.inferenceservice}[/]  revision {r.revision or '-'}",
+        f"  {_when(r.first_seen)} → {_when(r.last_seen)}  inferences {r.inferences:,}"
+        f"  outliers {r.outliers:,}  adversarial {r.adversarial:,}  accuracy {accuracy}",
+    ]
+
+
 _LAYOUTS = {
     "payloads": (_payload_table, _payload_block),
     "detections": (_detection_table, _detection_block),
     "models": (_model_table, _model_block),
+    "revisions": (_revision_table, _revision_block),
 }
 
 
@@ -187,20 +212,25 @@ def query(
     kind: Kind = None,
     detector: Detector = None,
     detected: Detected = None,
+    revision: Revision = None,
     limit: Limit = 20,
     cursor: Cursor = None,
     as_json: AsJson = False,
     store: Store = None,
 ) -> None:
-    """List stored payloads (inferences with their flags), detections or models, newest first."""
+    """List stored payloads (inferences with their flags), detections, models or revisions."""
     from infersight.sinks.store.filters import DetectionFilter, PayloadFilter
-    from infersight.sinks.store.query import list_detections, list_models, list_payloads
+    from infersight.sinks.store.query import list_detections, list_models, list_payloads, list_revisions
 
     engine = open_for_reading(store_url(ctx, store))
     start, end = parse_time(since, "--since"), parse_time(until, "--until")
     with store_errors():
         if what is What.models:
             items: list[Any] = list_models(engine)
+            next_cursor = None
+        elif what is What.revisions:
+            model_filter = PayloadFilter(namespace=namespace, inferenceservice=model, component=component)
+            items = list_revisions(engine, dataclasses.replace(model_filter, since=start, until=end))
             next_cursor = None
         elif what is What.detections:
             where = DetectionFilter(
@@ -229,6 +259,7 @@ def query(
                 labelled=labelled,
                 in_drift=in_drift,
                 detection=detection,
+                revision=revision,
             )
             payloads = list_payloads(engine, filters, limit=limit, cursor=cursor, detail=as_json)
             items, next_cursor = payloads.items, payloads.next_cursor

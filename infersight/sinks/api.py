@@ -23,12 +23,13 @@ from infersight.config import ApiConfig, Settings
 from infersight.sinks.store.engine import make_engine
 from infersight.sinks.store.filters import DetectionFilter, PayloadFilter, QueryError
 from infersight.sinks.store.migrate import require_current, upgrade
-from infersight.sinks.store.query import list_detections, list_models, list_payloads
+from infersight.sinks.store.query import list_detections, list_models, list_payloads, list_revisions
 from infersight.sinks.store.series import distributions, timeline
 from infersight.sinks.store.views import (
     DetectionPage,
     ModelSummary,
     PayloadPage,
+    RevisionSummary,
     Timeline,
     WindowDistributions,
 )
@@ -75,6 +76,7 @@ Kind = Annotated[str | None, Query(pattern="^(drift|outlier|adversarial)$")]
 Component = Annotated[
     str | None, Query(description="Only this KServe component (predictor, transformer, explainer).")
 ]
+Revision = Annotated[str | None, Query(description="Only inferences this revision served.")]
 #: The Authorization header, parsed; declared as a security scheme in the OpenAPI document.
 Token = Annotated[
     HTTPAuthorizationCredentials | None, Security(HTTPBearer(scheme_name="apiToken", auto_error=False))
@@ -136,6 +138,7 @@ def query_router(engine: Engine, config: ApiConfig) -> APIRouter:
         labelled: bool | None = None,
         in_drift: InDrift = None,
         detection: InDetection = None,
+        revision: Revision = None,
         limit: Limit = 100,
         cursor: Cursor = None,
         detail: Detail = True,
@@ -153,6 +156,7 @@ def query_router(engine: Engine, config: ApiConfig) -> APIRouter:
             labelled=labelled,
             in_drift=in_drift,
             detection=detection,
+            revision=revision,
         )
         size = page_size(limit)
         return list_payloads(engine, where, limit=size, cursor=cursor, detail=detail, bodies=bodies)
@@ -192,6 +196,7 @@ def query_router(engine: Engine, config: ApiConfig) -> APIRouter:
         component: Component = None,
         since: Since = None,
         until: Until = None,
+        revision: Revision = None,
         buckets: Annotated[int, Query(ge=1, le=500, description="Buckets over the span.")] = 60,
     ) -> Timeline:
         where = PayloadFilter(
@@ -201,8 +206,26 @@ def query_router(engine: Engine, config: ApiConfig) -> APIRouter:
             component=component,
             since=since,
             until=until,
+            revision=revision,
         )
         return timeline(engine, where, buckets)
+
+    @router.get("/revisions", summary="The revisions that served a model: traffic, flags, labels")
+    def revisions(
+        namespace: str | None = None,
+        inferenceservice: str | None = None,
+        component: Component = None,
+        since: Since = None,
+        until: Until = None,
+    ) -> list[RevisionSummary]:
+        where = PayloadFilter(
+            namespace=namespace,
+            inferenceservice=inferenceservice,
+            component=component,
+            since=since,
+            until=until,
+        )
+        return list_revisions(engine, where)
 
     @router.get(
         "/detections/{detection_id}/distributions",

@@ -49,6 +49,8 @@ class PayloadFilter:
     labelled: bool | None = None
     in_drift: bool | None = None
     detection: str | None = None
+    #: The revision that served the inference (:mod:`infersight.revisions`).
+    revision: str | None = None
 
     def __post_init__(self) -> None:
         _refuse_nul(self)
@@ -145,6 +147,8 @@ def payload_conditions(connection: Connection, where: PayloadFilter) -> list[Any
         conditions.append(_in_drift_window() if where.in_drift else ~_in_drift_window())
     if where.detection is not None:
         conditions += _detection_window(connection, where.detection)
+    if where.revision is not None:
+        conditions.append(c.revision == where.revision)
     return conditions
 
 

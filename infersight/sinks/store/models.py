@@ -51,6 +51,7 @@ class Inference(Base):
             name="uq_inferences_identity",
         ),
         Index(None, "namespace", "inferenceservice", "endpoint", "time", "id"),
+        Index(None, "namespace", "inferenceservice", "revision", "time"),
         Index(None, "time", "id"),
     )
 
@@ -61,6 +62,8 @@ class Inference(Base):
     endpoint: Mapped[str] = mapped_column(String(253))
     #: The KServe component (predictor, transformer, explainer); empty when the logger did not say.
     component: Mapped[str] = mapped_column(String(253), server_default="")
+    #: The revision that served it (:mod:`infersight.revisions`); empty when the event does not say.
+    revision: Mapped[str] = mapped_column(String(253), server_default="")
     #: What tells inferences under one reused request id apart: the request's CloudEvent ``time``
     #: (the response's when it was stored first); empty when the events have none.
     occurrence: Mapped[str] = mapped_column(String(64), server_default="")

@@ -19,15 +19,22 @@ from infersight.sinks.store.filters import (
     payload_conditions,
 )
 from infersight.sinks.store.models import ModelAccuracy
-from infersight.sinks.store.views import Detection, DetectionPage, ModelSummary, Payload, PayloadPage
+from infersight.sinks.store.views import (
+    Detection,
+    DetectionPage,
+    ModelSummary,
+    Payload,
+    PayloadPage,
+    RevisionSummary,
+)
 
 ACCURACY = cast(Table, ModelAccuracy.__table__)
 ModelKey = tuple[str, str, str, str]
 
 _SUMMARY = (
-    "id", "request_id", "namespace", "inferenceservice", "component", "endpoint", "occurrence", "time",
-    "protocol", "instances", "outlier", "outlier_score", "adversarial", "adversarial_score", "prediction",
-    "label", "label_time", "correct", "request_time", "response_time",
+    "id", "request_id", "namespace", "inferenceservice", "component", "endpoint", "revision", "occurrence",
+    "time", "protocol", "instances", "outlier", "outlier_score", "adversarial", "adversarial_score",
+    "prediction", "label", "label_time", "correct", "request_time", "response_time",
 )  # fmt: skip
 _DETAIL = (
     "inputs", "outputs", "scores", "metadata", "annotations", "request_attributes", "response_attributes",
@@ -153,3 +160,29 @@ def count_payloads(engine: Engine, where: PayloadFilter) -> int:
         matching = all_of(payload_conditions(connection, where))
         query = select(func.count()).select_from(INFERENCES).where(matching)
         return int(connection.execute(query).scalar_one())
+
+
+def list_revisions(engine: Engine, where: PayloadFilter) -> list[RevisionSummary]:
+    """The revisions that served the inferences ``where`` selects, oldest first seen first."""
+    i = INFERENCES.c
+    with engine.connect() as connection:
+        query = (
+            select(
+                i.namespace,
+                i.inferenceservice,
+                i.component,
+                i.revision,
+                func.count().label("inferences"),
+                func.min(i.time).label("first_seen"),
+                func.max(i.time).label("last_seen"),
+                _count(i.outlier.is_(True)).label("outliers"),
+                _count(i.adversarial.is_(True)).label("adversarial"),
+                _count(i.label.is_not(None)).label("labelled"),
+                _count(i.correct.is_(True)).label("correct"),
+            )
+            .where(all_of(payload_conditions(connection, where)))
+            .group_by(i.namespace, i.inferenceservice, i.component, i.revision)
+            .order_by(func.min(i.time))
+        )
+        rows = connection.execute(query).mappings().all()
+    return [RevisionSummary.model_validate(dict(row)) for row in rows]

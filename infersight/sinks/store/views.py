@@ -34,6 +34,8 @@ class Payload(BaseModel):
     #: The KServe component (predictor, transformer, explainer); empty when the logger did not say.
     component: str
     endpoint: str
+    #: The revision that served it; empty when its events did not say.
+    revision: str
     #: What tells this inference from others under the same request id: the request's CloudEvent time.
     occurrence: str
     time: datetime
@@ -96,6 +98,22 @@ class PayloadPage(BaseModel):
 class DetectionPage(BaseModel):
     items: list[Detection]
     next_cursor: str | None
+
+
+class RevisionSummary(BaseModel):
+    """One revision of a model: its traffic, flags and labels."""
+
+    namespace: str
+    inferenceservice: str
+    component: str
+    revision: str
+    inferences: int
+    first_seen: datetime
+    last_seen: datetime
+    outliers: int
+    adversarial: int
+    labelled: int
+    correct: int
 
 
 class Bucket(BaseModel):

@@ -323,6 +323,7 @@ def _inference_upsert(dialect: str) -> Any:
         prediction_kind=func.coalesce(old.prediction_kind, new.prediction_kind),
         metadata=func.coalesce(old["metadata"], new["metadata"]),
         annotations=func.coalesce(old.annotations, new.annotations),
+        revision=case((old.revision == literal_column("''"), new.revision), else_=old.revision),
         scores=func.coalesce(new.scores, old.scores),
         **{
             name: case((has_scores, new[name]), else_=old[name])

@@ -1,0 +1,148 @@
+"""Canary analysis: does a candidate revision's traffic differ from its baseline's, window by window?
+
+In each window both revisions served, four questions, each at a quarter of the level ``p_val``
+(Bonferroni), so that a window of two identical revisions is called different at most ``p_val`` of
+the time: do the inputs differ (alibi-detect's KSDrift, the baseline's window as reference, itself
+corrected over features), do the predictions (ChiSquareDrift for classes, KSDrift for numbers), is
+the candidate flagged as an outlier more often, and, with feedback, is it right less often (one-
+sided Fisher exact tests). The rollout's verdict reads the latest windows: ``roll back`` when the
+last ``confirm`` windows with enough traffic all differ, ``promote`` when at least ``confirm``
+were tested and none of the last ``confirm`` differs, ``hold`` otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+Verdict = Literal["promote", "hold", "roll back"]
+#: The questions asked per window, among which the level is shared.
+FAMILIES = 4
+Array = np.ndarray[Any, Any]
+
+
+class Traffic(Protocol):
+    """One revision's inferences in one window."""
+
+    predictions: list[Any]
+    outliers: list[bool]
+    correct: list[bool]
+
+    def rows(self) -> Array: ...
+
+
+@dataclass(frozen=True)
+class WindowVerdict:
+    """What one window showed: a p-value per question asked (None when not asked), and the call."""
+
+    baseline_instances: int
+    candidate_instances: int
+    inputs_p: float | None
+    predictions_p: float | None
+    outliers_p: float | None
+    accuracy_p: float | None
+    #: ``differs``, ``same``, or ``too few`` instances on a side to ask anything.
+    call: str
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RolloutVerdict:
+    verdict: Verdict
+    reason: str
+    windows: list[WindowVerdict] = field(default_factory=list)
+
+
+def _p_value(data: dict[str, Any]) -> Array:
+    return np.asarray(data["data"]["p_val"], dtype=np.float64).reshape(-1)
+
+
+def _inputs_p(baseline: Array, candidate: Array, level: float) -> float | None:
+    if baseline.ndim != 2 or candidate.ndim != 2 or not baseline.size or not candidate.size:
+        return None
+    if baseline.shape[1] != candidate.shape[1]:
+        return 0.0  # another number of features: the inputs differ outright
+    from alibi_detect.cd import KSDrift
+
+    detector = KSDrift(baseline.astype(np.float32), p_val=level, correction="bonferroni")
+    p_values = _p_value(detector.predict(candidate.astype(np.float32)))
+    # Bonferroni over features: the smallest p-value, times the features, is the window's.
+    return float(min(1.0, p_values.min() * p_values.size))
+
+
+def _predictions_p(baseline: list[Any], candidate: list[Any], level: float) -> float | None:
+    base = [p for p in baseline if p is not None]
+    cand = [p for p in candidate if p is not None]
+    if not base or not cand:
+        return None
+    if all(isinstance(p, bool | int | str) for p in base + cand):
+        from alibi_detect.cd import ChiSquareDrift
+
+        classes = sorted({str(p) for p in base + cand})
+        if len(classes) < 2:
+            return 1.0
+        code = {name: index for index, name in enumerate(classes)}
+        reference = np.asarray([[code[str(p)]] for p in base])
+        chi = ChiSquareDrift(reference, p_val=level, categories_per_feature={0: len(classes)})
+        return float(_p_value(chi.predict(np.asarray([[code[str(p)]] for p in cand])))[0])
+    if all(isinstance(p, int | float) for p in base + cand):
+        from alibi_detect.cd import KSDrift
+
+        ks = KSDrift(np.asarray(base, dtype=np.float32).reshape(-1, 1), p_val=level)
+        return float(_p_value(ks.predict(np.asarray(cand, dtype=np.float32).reshape(-1, 1)))[0])
+    return None
+
+
+def _more_often(baseline: Sequence[bool], candidate: Sequence[bool]) -> float | None:
+    """One-sided Fisher exact: is ``True`` more frequent in the candidate?"""
+    if not baseline or not candidate:
+        return None
+    from scipy.stats import fisher_exact
+
+    hits, base_hits = sum(candidate), sum(baseline)
+    table = [[hits, len(candidate) - hits], [base_hits, len(baseline) - base_hits]]
+    return float(fisher_exact(table, alternative="greater")[1])
+
+
+def judge_window(baseline: Traffic, candidate: Traffic, p_val: float, min_instances: int) -> WindowVerdict:
+    """The four questions for one window, each at ``p_val / 4``."""
+    base_n, cand_n = len(baseline.predictions), len(candidate.predictions)
+    if min(base_n, cand_n) < min_instances:
+        return WindowVerdict(base_n, cand_n, None, None, None, None, "too few")
+    level = p_val / FAMILIES
+    accuracy = None
+    if min(len(baseline.correct), len(candidate.correct)) >= min_instances:
+        accuracy = _more_often(
+            [not right for right in baseline.correct], [not right for right in candidate.correct]
+        )
+    asked = {
+        "inputs": _inputs_p(baseline.rows(), candidate.rows(), level),
+        "predictions": _predictions_p(baseline.predictions, candidate.predictions, level),
+        "outlier rate": _more_often(baseline.outliers, candidate.outliers),
+        "accuracy": accuracy,
+    }
+    reasons = tuple(f"{name} (p {p:.2g})" for name, p in asked.items() if p is not None and p < level)
+    call = "differs" if reasons else "same"
+    inputs, predictions, outliers = asked["inputs"], asked["predictions"], asked["outlier rate"]
+    return WindowVerdict(base_n, cand_n, inputs, predictions, outliers, accuracy, call, reasons)
+
+
+def judge_rollout(windows: list[WindowVerdict], confirm: int = 3) -> RolloutVerdict:
+    """Promote, hold or roll back, from the latest windows with enough traffic."""
+    tested = [window for window in windows if window.call != "too few"]
+    latest = tested[-confirm:]
+    if len(tested) < confirm:
+        return RolloutVerdict(
+            "hold", f"{len(tested)} of {confirm} windows with enough traffic so far", windows
+        )
+    if all(window.call == "differs" for window in latest):
+        reasons = sorted({reason.split(" (")[0] for window in latest for reason in window.reasons})
+        return RolloutVerdict(
+            "roll back", f"the last {confirm} windows differ: {', '.join(reasons)}", windows
+        )
+    if not any(window.call == "differs" for window in latest):
+        return RolloutVerdict("promote", f"the last {confirm} windows show no difference", windows)
+    return RolloutVerdict("hold", "the latest windows disagree", windows)
