@@ -130,6 +130,25 @@ def test_a_drifting_candidate_is_flagged_at_once_and_rolled_back(tmp_path: Path)
     assert verdict["verdict"] == "roll back" and "inputs" in str(verdict["reason"])
 
 
+def test_the_api_gives_the_same_verdict(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from infersight.config import ApiConfig
+    from infersight.sinks.api import create_query_app
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    fill(url, drift_from=40)
+    store = SqlStore(url)
+    client = TestClient(create_query_app(store.engine, ApiConfig()))
+    params = {"inferenceservice": "iris", "window_seconds": WINDOW_SECONDS}
+    answer = client.get("/v1/canary", params=params)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["verdict"] == "roll back" and answer.json() == judge(url) | {"p_val": 0.05}
+    refused = client.get("/v1/canary", params={**params, "candidate": "nope"})
+    assert refused.status_code == 400 and "no inferences of revision 'nope'" in refused.json()["error"]
+    store.close()
+
+
 def test_canary_needs_two_revisions(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     fill(url, None)

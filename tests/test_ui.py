@@ -256,6 +256,10 @@ def test_model_page_draws_traffic_accuracy_and_drift_and_opens_a_window(page: An
     page.goto(f"{api_url}/ui/#/models/models/iris")
     ready(page)
     assert page.locator(".side-by-side tbody tr").count() == 2  # default and canary side by side
+    # Two revisions (read from the endpoint here): their canary analysis, verdict and chart.
+    assert page.locator("#revisions tbody tr").count() == 2
+    assert page.locator("#canary-verdict strong").inner_text() in {"promote", "hold", "roll back"}
+    assert drawn(page, "#canary") and drawn(page, "#canary")[0] > 0
     counts = drawn(page, "#timelines")
     assert len(counts) == 3 and all(n > 0 for n in counts)  # traffic, flags and accuracy, both endpoints
     drift = drawn(page, "#drift .chart")
@@ -269,6 +273,7 @@ def test_model_page_draws_traffic_accuracy_and_drift_and_opens_a_window(page: An
     point = page.evaluate(
         """() => {
             const canvas = document.querySelector('#drift canvas');
+            canvas.scrollIntoView({block: 'center'});
             const chart = canvas.chart;
             const index = chart.data.datasets.findIndex(d => d.label.startsWith('canary'));
             const element = chart.getDatasetMeta(index).data[0];

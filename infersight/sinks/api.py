@@ -20,12 +20,14 @@ from pydantic import BaseModel, BeforeValidator, Field
 from sqlalchemy import Engine
 
 from infersight.config import ApiConfig, Settings
+from infersight.sinks.canary import CanaryRequest, judge_canary
 from infersight.sinks.store.engine import make_engine
 from infersight.sinks.store.filters import DetectionFilter, PayloadFilter, QueryError
 from infersight.sinks.store.migrate import require_current, upgrade
 from infersight.sinks.store.query import list_detections, list_models, list_payloads, list_revisions
 from infersight.sinks.store.series import distributions, timeline
 from infersight.sinks.store.views import (
+    CanaryVerdict,
     DetectionPage,
     ModelSummary,
     PayloadPage,
@@ -209,6 +211,33 @@ def query_router(engine: Engine, config: ApiConfig) -> APIRouter:
             revision=revision,
         )
         return timeline(engine, where, buckets)
+
+    @router.get(
+        "/canary",
+        summary="A candidate revision against its baseline, window by window: promote, hold or roll back",
+    )
+    def canary(
+        inferenceservice: str,
+        namespace: str | None = None,
+        component: Component = None,
+        baseline: Annotated[str | None, Query(description="Default: the revision seen first.")] = None,
+        candidate: Annotated[str | None, Query(description="Default: the revision seen last.")] = None,
+        since: Since = None,
+        until: Until = None,
+        window_seconds: Annotated[float, Query(ge=1)] = 300,
+        p_val: Annotated[float, Query(gt=0, le=0.5)] = 0.05,
+        min_instances: Annotated[int, Query(ge=2)] = 30,
+        confirm: Annotated[int, Query(ge=1)] = 3,
+    ) -> CanaryVerdict:
+        where = PayloadFilter(
+            namespace=namespace,
+            inferenceservice=inferenceservice,
+            component=component,
+            since=since,
+            until=until,
+        )
+        request = CanaryRequest(where, baseline, candidate, window_seconds, p_val, min_instances, confirm)
+        return judge_canary(engine, request)
 
     @router.get("/revisions", summary="The revisions that served a model: traffic, flags, labels")
     def revisions(

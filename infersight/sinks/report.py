@@ -20,10 +20,11 @@ from pydantic import BaseModel
 from sqlalchemy import Engine
 
 from infersight.records import DRIFT
+from infersight.sinks.canary import CanaryRequest, judge_canary
 from infersight.sinks.store.filters import DetectionFilter, PayloadFilter, QueryError
-from infersight.sinks.store.query import list_detections, list_models, list_payloads
+from infersight.sinks.store.query import list_detections, list_models, list_payloads, list_revisions
 from infersight.sinks.store.series import distributions, timeline
-from infersight.sinks.store.views import Detection
+from infersight.sinks.store.views import Detection, RevisionSummary
 from infersight.sinks.web import STATIC
 from infersight.times import format_time
 
@@ -118,6 +119,8 @@ def report_data(engine: Engine, request: ReportRequest) -> dict[str, Any]:
         d.id: _json(list_payloads(engine, PayloadFilter(detection=d.id), limit=5).items)
         for d in flagged[:PAYLOADS_KEPT]
     }
+    span = PayloadFilter(namespace, inferenceservice, since=since, until=until)
+    revisions = list_revisions(engine, span)
     return {
         **model,
         "since": format_time(since),
@@ -129,11 +132,26 @@ def report_data(engine: Engine, request: ReportRequest) -> dict[str, Any]:
         "flagged": _json(flagged),
         "distributions": {d.id: _json(distributions(engine, d.id)) for d in drawn},
         "payloads": payloads,
+        "revisions": _json(revisions),
+        "canary": _canary(engine, span, revisions, until - since),
         "spans": [
             {"label": span.label, "start": format_time(span.start), "end": format_time(span.end)}
             for span in request.spans
         ],
     }
+
+
+def _canary(
+    engine: Engine, span: PayloadFilter, revisions: list[RevisionSummary], length: timedelta
+) -> dict[str, Any] | None:
+    """The first and last seen revisions compared over about 20 windows, as the UI asks for them."""
+    if sum(1 for r in revisions if r.revision) < 2:
+        return None
+    window = max(60.0, round(length.total_seconds() / 20))
+    try:
+        return judge_canary(engine, CanaryRequest(span, window_seconds=window)).model_dump(mode="json")
+    except QueryError as exc:
+        return {"error": str(exc)}
 
 
 def _table(table: ReportTable) -> str:

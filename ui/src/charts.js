@@ -302,3 +302,45 @@ export function distributionChart(container, distribution) {
     },
   });
 }
+
+// A canary's windows: each question's p-value (log scale), the per-question level dashed, the
+// windows called different in red.
+export function canaryChart(container, verdict) {
+  const questions = [
+    ["inputs_p", "inputs"],
+    ["predictions_p", "predictions"],
+    ["outliers_p", "outlier rate"],
+    ["accuracy_p", "accuracy"],
+  ];
+  const level = verdict.p_val / questions.length;
+  const datasets = questions.map(([key, label], index) => ({
+    label,
+    data: verdict.windows.map((w) => ({ x: Date.parse(w.start), y: w[key] === null ? null : Math.max(w[key], 1e-300) })),
+    borderColor: COLOURS[index % COLOURS.length],
+    pointBackgroundColor: verdict.windows.map((w) => (w.call === "differs" ? FLAGGED : COLOURS[index % COLOURS.length])),
+    showLine: false,
+    pointRadius: 4,
+  }));
+  const xs = verdict.windows.map((w) => Date.parse(w.start));
+  datasets.push({
+    label: `level ${level.toPrecision(2)} per question`,
+    data: [
+      { x: Math.min(...xs), y: level },
+      { x: Math.max(...xs), y: level },
+    ],
+    borderColor: "#333",
+    borderDash: [5, 5],
+    pointRadius: 0,
+  });
+  return chartIn(container, {
+    type: "line",
+    data: { datasets },
+    options: {
+      plugins: { title: { display: true, text: `${verdict.candidate} against ${verdict.baseline}, per window` } },
+      scales: {
+        x: timeAxis("window start (UTC)"),
+        y: { type: "logarithmic", ticks: logTicks, title: { display: true, text: "p-value" } },
+      },
+    },
+  });
+}

@@ -26,11 +26,13 @@ export async function loadModel(namespace, inferenceservice, range) {
       get("/timeline", { ...model, endpoint: e.endpoint, component: e.component, buckets: 60 }),
     ),
   );
-  const [drift, outliers, adversarial] = await Promise.all([
+  const [drift, outliers, adversarial, revisions] = await Promise.all([
     all("/detections", { ...model, kind: "drift" }),
     all("/detections", { ...model, kind: "outlier", detected: true }, 500),
     all("/detections", { ...model, kind: "adversarial", detected: true }, 500),
+    get("/revisions", model),
   ]);
+  const canary = await loadCanary(model, revisions);
   return {
     ...model,
     range,
@@ -39,7 +41,21 @@ export async function loadModel(namespace, inferenceservice, range) {
     drift,
     flagged: [...outliers, ...adversarial].sort((a, b) => Date.parse(b.time) - Date.parse(a.time)),
     distributions: {},
+    revisions,
+    canary,
   };
+}
+
+// The canary analysis of the two revisions seen first and last, over about 20 windows of the
+// span; null with fewer than two named revisions, an error's message when the API refuses.
+async function loadCanary(model, revisions) {
+  if (revisions.filter((r) => r.revision).length < 2) return null;
+  const seconds = Math.max(60, Math.round((Date.parse(model.until) - Date.parse(model.since)) / 20000));
+  try {
+    return await get("/canary", { ...model, window_seconds: seconds });
+  } catch (error) {
+    return { error: String(error.message || error) };
+  }
 }
 
 export function loadModels() {

@@ -2,6 +2,7 @@
 
 import {
   accuracyChart,
+  canaryChart,
   distributionChart,
   driftChart,
   featureChart,
@@ -272,6 +273,40 @@ function payloadView(item, detector) {
   );
 }
 
+function canarySection(data) {
+  const revisions = (data.revisions || []).filter((r) => r.revision);
+  if (!revisions.length) return null;
+  const rows = revisions.map((r) => [
+    r.revision,
+    number(r.inferences),
+    formatTime(r.first_seen),
+    formatTime(r.last_seen),
+    percent(r.inferences ? r.outliers / r.inferences : null),
+    r.labelled ? `${percent(r.correct / r.labelled)} of ${number(r.labelled)}` : "–",
+  ]);
+  const parts = [
+    el("h3", {}, "Revisions and canary"),
+    table(["revision", "inferences", "first seen", "last seen", "outlier rate", "accuracy"], rows, { id: "revisions" }),
+  ];
+  const verdict = data.canary;
+  if (verdict && verdict.error) {
+    parts.push(el("p", { class: "hint" }, `Canary analysis: ${verdict.error}`));
+  } else if (verdict) {
+    const tone = verdict.verdict === "promote" ? "good" : verdict.verdict === "roll back" ? "bad" : "hint";
+    const differs = verdict.windows.filter((w) => w.call === "differs").length;
+    parts.push(
+      el(
+        "p",
+        { id: "canary-verdict" },
+        el("strong", { class: tone }, verdict.verdict),
+        `: ${verdict.reason} (${verdict.candidate} against ${verdict.baseline}; ${differs} of ${verdict.windows.length} windows differ)`,
+      ),
+      el("div", { class: "grid two", id: "canary" }, chartBox(canaryChart, verdict)),
+    );
+  }
+  return el("section", {}, parts);
+}
+
 export function modelPage(data, sources, onRange) {
   if (!data.endpoints.length) {
     return el("p", { class: "empty" }, `Nothing stored for ${data.namespace}/${data.inferenceservice}.`);
@@ -309,6 +344,7 @@ export function modelPage(data, sources, onRange) {
       chartBox(flaggedChart, timelines),
       chartBox(accuracyChart, timelines),
     ),
+    canarySection(data),
     driftSection(data, sources),
     flaggedSection(data, sources),
   );

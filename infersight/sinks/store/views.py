@@ -160,3 +160,31 @@ class WindowDistributions(BaseModel):
     window_start: datetime
     window_end: datetime
     features: list[FeatureDistribution]
+
+
+class CanaryWindow(BaseModel):
+    """One window both revisions served: each question's p-value (None when not asked), the call."""
+
+    start: datetime
+    end: datetime
+    baseline_instances: int
+    candidate_instances: int
+    inputs_p: float | None
+    predictions_p: float | None
+    outliers_p: float | None
+    accuracy_p: float | None
+    #: ``differs``, ``same``, or ``too few`` instances on a side to ask anything.
+    call: str
+    reasons: list[str]
+
+
+class CanaryVerdict(BaseModel):
+    namespace: str | None
+    inferenceservice: str | None
+    baseline: str
+    candidate: str
+    #: ``promote``, ``hold`` or ``roll back``.
+    verdict: str
+    reason: str
+    p_val: float
+    windows: list[CanaryWindow]

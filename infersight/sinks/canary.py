@@ -14,9 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Literal, Protocol
 
 import numpy as np
+from sqlalchemy import Engine
+
+from infersight.sinks.store.filters import PayloadFilter, QueryError
+from infersight.sinks.store.query import list_revisions
+from infersight.sinks.store.revisions import shared_windows
+from infersight.sinks.store.views import CanaryVerdict, CanaryWindow
 
 Verdict = Literal["promote", "hold", "roll back"]
 #: The questions asked per window, among which the level is shared.
@@ -146,3 +153,70 @@ def judge_rollout(windows: list[WindowVerdict], confirm: int = 3) -> RolloutVerd
     if not any(window.call == "differs" for window in latest):
         return RolloutVerdict("promote", f"the last {confirm} windows show no difference", windows)
     return RolloutVerdict("hold", "the latest windows disagree", windows)
+
+
+@dataclass(frozen=True)
+class CanaryRequest:
+    """What to compare: a model (``where``), two of its revisions (None: first and last seen), how."""
+
+    where: PayloadFilter
+    baseline: str | None = None
+    candidate: str | None = None
+    window_seconds: float = 300.0
+    p_val: float = 0.05
+    min_instances: int = 30
+    confirm: int = 3
+
+
+def _revisions(engine: Engine, request: CanaryRequest) -> tuple[str, str]:
+    named = [r for r in list_revisions(engine, request.where) if r.revision]
+    if len({(r.namespace, r.inferenceservice, r.component) for r in named}) > 1:
+        raise QueryError("several models or components match: name the namespace, service and component")
+    known = [r.revision for r in named]
+    stored = ", ".join(known) or "none"
+    baseline, candidate = request.baseline, request.candidate
+    if baseline is None or candidate is None:
+        if len(known) < 2:
+            raise QueryError(f"{len(known)} revision(s) in the store ({stored}): a canary needs two")
+        baseline = baseline or known[0]
+        candidate = candidate or next(name for name in reversed(known) if name != baseline)
+    for name in (baseline, candidate):
+        if name not in known:
+            raise QueryError(f"no inferences of revision {name!r} (stored: {stored})")
+    return baseline, candidate
+
+
+def judge_canary(engine: Engine, request: CanaryRequest) -> CanaryVerdict:
+    """The candidate against the baseline, window by window over the span both served, and the rollout."""
+    baseline, candidate = _revisions(engine, request)
+    windows = shared_windows(
+        engine, request.where, baseline, candidate, timedelta(seconds=request.window_seconds)
+    )
+    if not windows:
+        raise QueryError(f"{baseline} and {candidate} never served in the same span")
+    verdicts = [judge_window(w.baseline, w.candidate, request.p_val, request.min_instances) for w in windows]
+    rollout = judge_rollout(verdicts, request.confirm)
+    return CanaryVerdict(
+        namespace=request.where.namespace,
+        inferenceservice=request.where.inferenceservice,
+        baseline=baseline,
+        candidate=candidate,
+        verdict=rollout.verdict,
+        reason=rollout.reason,
+        p_val=request.p_val,
+        windows=[
+            CanaryWindow(
+                start=w.start,
+                end=w.end,
+                baseline_instances=v.baseline_instances,
+                candidate_instances=v.candidate_instances,
+                inputs_p=v.inputs_p,
+                predictions_p=v.predictions_p,
+                outliers_p=v.outliers_p,
+                accuracy_p=v.accuracy_p,
+                call=v.call,
+                reasons=list(v.reasons),
+            )
+            for w, v in zip(windows, verdicts, strict=True)
+        ],
+    )
