@@ -314,6 +314,9 @@ class DetectionsConfig(Section):
     state_uri: str = Field(default_factory=lambda: str(default_state_dir() / "detector-state"))
     state_storage_options: dict[str, Any] = Field(default_factory=dict)
     state_save_seconds: float = Field(30.0, gt=0)
+    #: How often workers look for a new version of each versioned detector (``<uri>/LATEST``);
+    #: 0 never: a new version then waits for a restart.
+    reload_seconds: float = Field(30.0, ge=0)
     #: At most this many per-feature series per drift detector in the metrics.
     max_features_in_metrics: int = Field(100, ge=0)
 

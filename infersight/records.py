@@ -250,3 +250,5 @@ class Detection:
     feature_p_values: tuple[float, ...] = ()
     time: float = 0.0
     algorithm: str = ""
+    #: The detector's version (the folder a versioned ``uri`` names); "" for one not versioned.
+    version: str = ""

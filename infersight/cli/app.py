@@ -21,6 +21,7 @@ from infersight.cli import (
     ingest,
     kafka,
     query,
+    reference,
     replay,
     report,
     tail,
@@ -48,6 +49,7 @@ app.command("api", short_help="The query API and the web UI.")(api.api)
 app.command("report", short_help="One model's HTML report.")(report.report)
 app.command("tail", short_help="Events and detections as they arrive.")(tail.tail)
 app.command("canary", short_help="Promote, hold or roll back a revision.")(canary.canary)
+app.command("reference", short_help="Refit a detector on stored traffic.")(reference.reference)
 app.add_typer(db.app, name="db")
 app.command("dashboards", short_help="Grafana dashboards and alert rules.")(dashboards.dashboards)
 app.command("demo", short_help="Every detector at work on demo traffic.")(demo.demo)

@@ -15,7 +15,7 @@ from typing import Any
 
 from infersight.config import DetectorConfig, ModelConfig
 from infersight.detectors.catalog import CatalogError, Family, build, family_of, is_stateful
-from infersight.detectors.sources import SourceError, fetch_folder, read_reference
+from infersight.detectors.sources import SourceError, fetch_folder, latest_version, read_reference
 
 #: Files that alibi-detect reads with dill or pickle, which can run arbitrary code.
 UNSAFE_SUFFIXES = (".dill", ".pickle", ".pkl")
@@ -38,6 +38,8 @@ class LoadedDetector:
     family: Family
     algorithm: str
     make: Callable[[], Any]
+    #: The version loaded from a versioned ``uri`` (the folder ``LATEST`` named); "" otherwise.
+    version: str = ""
 
 
 def use_legacy_keras() -> None:
@@ -52,9 +54,10 @@ def unsafe_files(folder: Path) -> list[str]:
     )
 
 
-def _load_saved(config: DetectorConfig, cache_dir: Path) -> Any:
+def _load_saved(config: DetectorConfig, cache_dir: Path, version: str) -> Any:
     assert config.uri is not None
-    folder = fetch_folder(config.uri, cache_dir, config.storage_options)
+    uri = f"{config.uri.rstrip('/')}/{version}" if version else config.uri
+    folder = fetch_folder(uri, cache_dir, config.storage_options)
     risky = unsafe_files(folder)
     if risky and not config.allow_unsafe_loading:
         raise CatalogError(
@@ -76,9 +79,9 @@ def _describe(model: ModelConfig, config: DetectorConfig) -> str:
     return f"model {where}, detector {config.name!r} ({source})"
 
 
-def _instantiate(config: DetectorConfig, cache_dir: Path) -> Any:
+def _instantiate(config: DetectorConfig, cache_dir: Path, version: str) -> Any:
     if config.uri is not None:
-        return _load_saved(config, cache_dir)
+        return _load_saved(config, cache_dir, version)
     assert config.algorithm is not None and config.reference is not None
     if config.algorithm in ("MMDDrift", "LSDDDrift", "MMDDriftOnline", "LSDDDriftOnline"):
         use_legacy_keras()
@@ -87,9 +90,10 @@ def _instantiate(config: DetectorConfig, cache_dir: Path) -> Any:
 
 
 def load(model: ModelConfig, config: DetectorConfig, cache_dir: Path) -> LoadedDetector:
-    """Load or fit one configured detector."""
+    """Load or fit one configured detector: of a versioned ``uri``, the version ``LATEST`` names."""
     try:
-        detector = _instantiate(config, cache_dir)
+        version = (latest_version(config.uri, config.storage_options) if config.uri else None) or ""
+        detector = _instantiate(config, cache_dir, version)
         family = family_of(detector, config.kind)
     except (SourceError, CatalogError) as exc:
         raise DetectorLoadError(f"{_describe(model, config)}: {exc}") from exc
@@ -97,7 +101,7 @@ def load(model: ModelConfig, config: DetectorConfig, cache_dir: Path) -> LoadedD
         raise DetectorLoadError(f"{_describe(model, config)}: {type(exc).__name__}: {exc}") from exc
     algorithm = type(detector).__name__
     if not is_stateful(detector):
-        return LoadedDetector(model, config, family, algorithm, make=lambda: detector)
+        return LoadedDetector(model, config, family, algorithm, make=lambda: detector, version=version)
     # The first model (or endpoint) gets the detector loaded at start; each further one loads its
     # own, since detectors holding Keras models cannot be deep-copied.
     unused = [detector]
@@ -106,8 +110,23 @@ def load(model: ModelConfig, config: DetectorConfig, cache_dir: Path) -> LoadedD
         config,
         family,
         algorithm,
-        make=lambda: unused.pop() if unused else _instantiate(config, cache_dir),
+        make=lambda: unused.pop() if unused else _instantiate(config, cache_dir, version),
+        version=version,
     )
+
+
+def newer_version(loaded: LoadedDetector, cache_dir: Path) -> LoadedDetector | None:
+    """The detector again when its versioned ``uri`` now names another version; None when not."""
+    config = loaded.config
+    if config.uri is None:
+        return None
+    try:
+        latest = latest_version(config.uri, config.storage_options)
+    except SourceError as exc:
+        raise DetectorLoadError(f"{_describe(loaded.model, config)}: {exc}") from exc
+    if latest is None or latest == loaded.version:
+        return None
+    return load(loaded.model, config, cache_dir)
 
 
 def load_all(models: Sequence[ModelConfig], cache_dir: Path) -> list[LoadedDetector]:

@@ -17,6 +17,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ import numpy as np
 from infersight.detectors import outcomes
 from infersight.detectors.catalog import FLAG_KEYS, Family
 from infersight.detectors.features import FeatureError, Instances, event_time, instances
-from infersight.detectors.loading import LoadedDetector
+from infersight.detectors.loading import DetectorLoadError, LoadedDetector, newer_version
 from infersight.detectors.metrics import DetectorMetrics
 from infersight.detectors.outcomes import DriftOutcome
 from infersight.detectors.state import StateStore
@@ -231,6 +232,33 @@ class DetectorRunner:
                 saved += 1
         return saved
 
+    def refresh(self, cache_dir: Path) -> list[LoadedDetector]:
+        """Take the new version of every versioned detector whose ``LATEST`` moved; those taken.
+
+        Their slots keep their open windows and score with the new version from the next batch;
+        online detectors start afresh, since the state of one version means nothing to another.
+        A version that does not load is logged and the one running is kept.
+        """
+        taken = []
+        for group in self._by_model.values():
+            for index, loaded in enumerate(group):
+                try:
+                    newer = newer_version(loaded, cache_dir)
+                except DetectorLoadError as exc:
+                    log.warning("keeping version %r: %s", loaded.version, exc)
+                    continue
+                if newer is None:
+                    continue
+                group[index] = newer
+                taken.append(newer)
+                for slot in self._slots.values():
+                    if slot.loaded is loaded:
+                        slot.loaded, slot.detector, slot.tally = newer, newer.make(), OnlineTally()
+                log.info(
+                    "detector %s of %s now at version %s", newer.config.name, _where(newer), newer.version
+                )
+        return taken
+
     def forget(self) -> None:
         """Save states and drop every slot: the models may now belong to another worker."""
         self.save_states()
@@ -312,6 +340,7 @@ class DetectorRunner:
             instances=len(score.scores),
             time=self.clock(),
             algorithm=slot.loaded.algorithm,
+            version=slot.loaded.version,
         )
 
     def _fill_windows(
@@ -386,6 +415,7 @@ class DetectorRunner:
             feature_p_values=outcome.feature_p_values,
             time=self.clock(),
             algorithm=slot.loaded.algorithm,
+            version=slot.loaded.version,
         )
         self.metrics.drift(detection)
         return detection
@@ -405,6 +435,10 @@ def _kept_feature_scores(
     rows = features[start : start + count]
     rounded = np.where(np.isfinite(rows), rows, 0.0).astype(np.float32).astype(np.float64)
     return tuple(tuple(float(f"{value:.4g}") for value in row) for row in rounded.tolist())
+
+
+def _where(loaded: LoadedDetector) -> str:
+    return f"{loaded.model.namespace}/{loaded.model.inferenceservice}"
 
 
 def _threshold(value: Any) -> float | None:

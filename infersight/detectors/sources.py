@@ -65,6 +65,46 @@ def fetch_folder(uri: str, cache_dir: Path, storage_options: dict[str, Any]) -> 
     return target
 
 
+#: In a versioned detector folder, the file that names the version to load (``<uri>/<version>/``).
+LATEST = "LATEST"
+
+
+def latest_version(uri: str, storage_options: dict[str, Any]) -> str | None:
+    """The version ``<uri>/LATEST`` names; None when ``uri`` is a saved detector itself."""
+    try:
+        fs, root = fsspec.core.url_to_fs(uri, **storage_options)
+        marker = root.rstrip("/") + "/" + LATEST
+        if not fs.exists(marker):
+            return None
+        version = str(fs.cat_file(marker).decode()).strip()
+    except Exception as exc:  # the backends' own error types
+        raise SourceError(f"cannot read {LATEST}: {type(exc).__name__}: {exc}") from exc
+    if not version or "/" in version or version.startswith("."):
+        raise SourceError(f"{LATEST} names no version folder ({version!r})")
+    return version
+
+
+def publish_version(folder: Path, uri: str, version: str, storage_options: dict[str, Any]) -> str:
+    """Copy a saved detector to ``<uri>/<version>/``, then point ``<uri>/LATEST`` at it.
+
+    LATEST is written last, so a worker never loads a version that is still being copied.
+    """
+    try:
+        fs, root = fsspec.core.url_to_fs(uri, **storage_options)
+        base = root.rstrip("/")
+        target = f"{base}/{version}"
+        fs.makedirs(target, exist_ok=True)
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                destination = f"{target}/{path.relative_to(folder).as_posix()}"
+                fs.makedirs(destination.rsplit("/", 1)[0], exist_ok=True)
+                fs.put_file(str(path), destination)
+        fs.pipe_file(f"{base}/{LATEST}", (version + "\n").encode())
+    except Exception as exc:  # as above
+        raise SourceError(f"cannot publish to {uri}: {type(exc).__name__}: {exc}") from exc
+    return f"{uri.rstrip('/')}/{version}"
+
+
 def read_bytes(uri: str, storage_options: dict[str, Any]) -> bytes:
     try:
         with fsspec.open(uri, "rb", **storage_options) as handle:

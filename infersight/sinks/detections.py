@@ -47,6 +47,7 @@ def detection_data(detection: Detection) -> dict[str, Any]:
     ]
     return {
         "detector": detection.detector,
+        "detector_version": detection.version,
         "algorithm": detection.algorithm,
         "kind": detection.kind,
         "namespace": model.namespace,

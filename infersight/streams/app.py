@@ -190,6 +190,7 @@ class StreamWorker:
         self._running = False
         self._next_tick = 0.0
         self._next_save = time.monotonic() + settings.detections.state_save_seconds
+        self._next_reload = time.monotonic() + settings.detections.reload_seconds
         # The state partition each assigned partition's index was built from.
         self._indexed: dict[int, Any] = {}
         self.store = store
@@ -418,6 +419,10 @@ class StreamWorker:
             if now >= self._next_save:
                 self._next_save = now + self.settings.detections.state_save_seconds
                 self.runner.save_states()
+            detections = self.settings.detections
+            if detections.reload_seconds and now >= self._next_reload:
+                self._next_reload = now + detections.reload_seconds
+                self.runner.refresh(detections.cache_dir)
         if self.hand_off.pending and checkpoint.empty():
             self._mark_checkpoint(checkpoint)
 

@@ -144,6 +144,8 @@ class DetectionRow(Base):
     features: Mapped[list[str]] = mapped_column(json_type())
     feature_statistics: Mapped[list[float | None]] = mapped_column(json_type())
     feature_p_values: Mapped[list[float | None]] = mapped_column(json_type())
+    #: The detector's version (a versioned ``uri``'s folder); empty for one not versioned.
+    detector_version: Mapped[str] = mapped_column(String(128), server_default="")
     stored_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 

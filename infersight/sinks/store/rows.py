@@ -401,6 +401,7 @@ def detection_row(detection: Detection, now: datetime) -> dict[str, Any]:
         "features": list(detection.features),
         "feature_statistics": [finite(value) for value in detection.feature_statistics],
         "feature_p_values": [finite(value) for value in detection.feature_p_values],
+        "detector_version": detection.version,
         "stored_at": now,
     }
 

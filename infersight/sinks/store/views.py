@@ -87,6 +87,8 @@ class Detection(BaseModel):
     features: list[str]
     feature_statistics: list[float | None]
     feature_p_values: list[float | None]
+    #: The detector's version that made it; empty for detectors not versioned.
+    detector_version: str
 
 
 class PayloadPage(BaseModel):

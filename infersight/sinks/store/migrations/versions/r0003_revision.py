@@ -1,6 +1,7 @@
-"""The revision that served each inference (``infersight.revisions``), for canary analysis.
+"""The revision that served each inference (``infersight.revisions``), for canary analysis, and
+the version of the detector that made each detection.
 
-Rows stored before keep an empty revision: what a stored event's ``source`` says could be read
+Rows stored before keep an empty revision and version: what a stored event's ``source`` says could be read
 back, but a pass over every row of a large store is a job to run on purpose, not at start-up.
 
 Revision ID: 0003
@@ -25,9 +26,13 @@ def upgrade() -> None:
     with op.batch_alter_table("inferences") as table:
         table.add_column(sa.Column("revision", sa.String(253), nullable=False, server_default=""))
     op.create_index(INDEX, "inferences", ["namespace", "inferenceservice", "revision", "time"])
+    with op.batch_alter_table("detections") as table:
+        table.add_column(sa.Column("detector_version", sa.String(128), nullable=False, server_default=""))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("detections") as table:
+        table.drop_column("detector_version")
     op.drop_index(INDEX, table_name="inferences")
     with op.batch_alter_table("inferences") as table:
         table.drop_column("revision")
