@@ -13,8 +13,8 @@ were tested and none of the last ``confirm`` differs, ``hold`` otherwise.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -42,25 +42,9 @@ class Traffic(Protocol):
 
 
 @dataclass(frozen=True)
-class WindowVerdict:
-    """What one window showed: a p-value per question asked (None when not asked), and the call."""
-
-    baseline_instances: int
-    candidate_instances: int
-    inputs_p: float | None
-    predictions_p: float | None
-    outliers_p: float | None
-    accuracy_p: float | None
-    #: ``differs``, ``same``, or ``too few`` instances on a side to ask anything.
-    call: str
-    reasons: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
 class RolloutVerdict:
     verdict: Verdict
     reason: str
-    windows: list[WindowVerdict] = field(default_factory=list)
 
 
 def _p_value(data: dict[str, Any]) -> Array:
@@ -114,11 +98,15 @@ def _more_often(baseline: Sequence[bool], candidate: Sequence[bool]) -> float | 
     return float(fisher_exact(table, alternative="greater")[1])
 
 
-def judge_window(baseline: Traffic, candidate: Traffic, p_val: float, min_instances: int) -> WindowVerdict:
+def judge_window(
+    start: datetime, end: datetime, baseline: Traffic, candidate: Traffic, p_val: float, min_instances: int
+) -> CanaryWindow:
     """The four questions for one window, each at ``p_val / 4``."""
     base_n, cand_n = len(baseline.predictions), len(candidate.predictions)
+    sizes = {"start": start, "end": end, "baseline_instances": base_n, "candidate_instances": cand_n}
     if min(base_n, cand_n) < min_instances:
-        return WindowVerdict(base_n, cand_n, None, None, None, None, "too few")
+        unasked = {"inputs_p": None, "predictions_p": None, "outliers_p": None, "accuracy_p": None}
+        return CanaryWindow(**sizes, **unasked, call="too few", reasons=[])
     level = p_val / FAMILIES
     accuracy = None
     if min(len(baseline.correct), len(candidate.correct)) >= min_instances:
@@ -131,28 +119,30 @@ def judge_window(baseline: Traffic, candidate: Traffic, p_val: float, min_instan
         "outlier rate": _more_often(baseline.outliers, candidate.outliers),
         "accuracy": accuracy,
     }
-    reasons = tuple(f"{name} (p {p:.2g})" for name, p in asked.items() if p is not None and p < level)
-    call = "differs" if reasons else "same"
-    inputs, predictions, outliers = asked["inputs"], asked["predictions"], asked["outlier rate"]
-    return WindowVerdict(base_n, cand_n, inputs, predictions, outliers, accuracy, call, reasons)
+    reasons = [f"{name} (p {p:.2g})" for name, p in asked.items() if p is not None and p < level]
+    return CanaryWindow(
+        **sizes,
+        inputs_p=asked["inputs"],
+        predictions_p=asked["predictions"],
+        outliers_p=asked["outlier rate"],
+        accuracy_p=accuracy,
+        call="differs" if reasons else "same",
+        reasons=reasons,
+    )
 
 
-def judge_rollout(windows: list[WindowVerdict], confirm: int = 3) -> RolloutVerdict:
+def judge_rollout(windows: list[CanaryWindow], confirm: int = 3) -> RolloutVerdict:
     """Promote, hold or roll back, from the latest windows with enough traffic."""
     tested = [window for window in windows if window.call != "too few"]
     latest = tested[-confirm:]
     if len(tested) < confirm:
-        return RolloutVerdict(
-            "hold", f"{len(tested)} of {confirm} windows with enough traffic so far", windows
-        )
+        return RolloutVerdict("hold", f"{len(tested)} of {confirm} windows with enough traffic so far")
     if all(window.call == "differs" for window in latest):
         reasons = sorted({reason.split(" (")[0] for window in latest for reason in window.reasons})
-        return RolloutVerdict(
-            "roll back", f"the last {confirm} windows differ: {', '.join(reasons)}", windows
-        )
+        return RolloutVerdict("roll back", f"the last {confirm} windows differ: {', '.join(reasons)}")
     if not any(window.call == "differs" for window in latest):
-        return RolloutVerdict("promote", f"the last {confirm} windows show no difference", windows)
-    return RolloutVerdict("hold", "the latest windows disagree", windows)
+        return RolloutVerdict("promote", f"the last {confirm} windows show no difference")
+    return RolloutVerdict("hold", "the latest windows disagree")
 
 
 @dataclass(frozen=True)
@@ -194,8 +184,11 @@ def judge_canary(engine: Engine, request: CanaryRequest) -> CanaryVerdict:
     )
     if not windows:
         raise QueryError(f"{baseline} and {candidate} never served in the same span")
-    verdicts = [judge_window(w.baseline, w.candidate, request.p_val, request.min_instances) for w in windows]
-    rollout = judge_rollout(verdicts, request.confirm)
+    judged = [
+        judge_window(w.start, w.end, w.baseline, w.candidate, request.p_val, request.min_instances)
+        for w in windows
+    ]
+    rollout = judge_rollout(judged, request.confirm)
     return CanaryVerdict(
         namespace=request.where.namespace,
         inferenceservice=request.where.inferenceservice,
@@ -204,19 +197,5 @@ def judge_canary(engine: Engine, request: CanaryRequest) -> CanaryVerdict:
         verdict=rollout.verdict,
         reason=rollout.reason,
         p_val=request.p_val,
-        windows=[
-            CanaryWindow(
-                start=w.start,
-                end=w.end,
-                baseline_instances=v.baseline_instances,
-                candidate_instances=v.candidate_instances,
-                inputs_p=v.inputs_p,
-                predictions_p=v.predictions_p,
-                outliers_p=v.outliers_p,
-                accuracy_p=v.accuracy_p,
-                call=v.call,
-                reasons=list(v.reasons),
-            )
-            for w, v in zip(windows, verdicts, strict=True)
-        ],
+        windows=judged,
     )

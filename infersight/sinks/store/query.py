@@ -41,24 +41,28 @@ _DETAIL = (
 )  # fmt: skip
 
 
-def _count(condition: Any) -> Any:
+def count_where(condition: Any) -> Any:
+    """How many rows of a group meet ``condition`` (0, not NULL, for none)."""
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0).cast(Integer)
+
+
+def _traffic() -> list[Any]:
+    """What a group of inferences counts: how many, first and last seen, flagged, labelled."""
+    i = INFERENCES.c
+    return [
+        func.count().label("inferences"),
+        func.min(i.time).label("first_seen"),
+        func.max(i.time).label("last_seen"),
+        count_where(i.outlier.is_(True)).label("outliers"),
+        count_where(i.adversarial.is_(True)).label("adversarial"),
+        count_where(i.label.is_not(None)).label("labelled"),
+    ]
 
 
 def _inference_counts() -> Select[Any]:
     i = INFERENCES.c
-    return select(
-        i.namespace,
-        i.inferenceservice,
-        i.component,
-        i.endpoint,
-        func.count().label("inferences"),
-        func.min(i.time).label("first_seen"),
-        func.max(i.time).label("last_seen"),
-        _count(i.outlier.is_(True)).label("outliers"),
-        _count(i.adversarial.is_(True)).label("adversarial"),
-        _count(i.label.is_not(None)).label("labelled"),
-    ).group_by(i.namespace, i.inferenceservice, i.component, i.endpoint)
+    model = (i.namespace, i.inferenceservice, i.component, i.endpoint)
+    return select(*model, *_traffic()).group_by(*model)
 
 
 def _detection_counts() -> Select[Any]:
@@ -69,7 +73,7 @@ def _detection_counts() -> Select[Any]:
         d.component,
         d.endpoint,
         func.count().label("detections"),
-        _count((d.kind == DRIFT) & d.detected.is_(True)).label("drift_detected"),
+        count_where((d.kind == DRIFT) & d.detected.is_(True)).label("drift_detected"),
         func.min(d.time).label("first_seen"),
         func.max(d.time).label("last_seen"),
     ).group_by(d.namespace, d.inferenceservice, d.component, d.endpoint)
@@ -166,22 +170,11 @@ def list_revisions(engine: Engine, where: PayloadFilter) -> list[RevisionSummary
     """The revisions that served the inferences ``where`` selects, oldest first seen first."""
     i = INFERENCES.c
     with engine.connect() as connection:
+        model = (i.namespace, i.inferenceservice, i.component, i.revision)
         query = (
-            select(
-                i.namespace,
-                i.inferenceservice,
-                i.component,
-                i.revision,
-                func.count().label("inferences"),
-                func.min(i.time).label("first_seen"),
-                func.max(i.time).label("last_seen"),
-                _count(i.outlier.is_(True)).label("outliers"),
-                _count(i.adversarial.is_(True)).label("adversarial"),
-                _count(i.label.is_not(None)).label("labelled"),
-                _count(i.correct.is_(True)).label("correct"),
-            )
+            select(*model, *_traffic(), count_where(i.correct.is_(True)).label("correct"))
             .where(all_of(payload_conditions(connection, where)))
-            .group_by(i.namespace, i.inferenceservice, i.component, i.revision)
+            .group_by(*model)
             .order_by(func.min(i.time))
         )
         rows = connection.execute(query).mappings().all()

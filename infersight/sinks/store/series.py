@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, Integer, case, func, literal, select
+from sqlalchemy import Engine, case, func, literal, select
 
 from infersight.sinks.store import tensors
 from infersight.sinks.store.filters import (
@@ -25,6 +25,7 @@ from infersight.sinks.store.filters import (
     all_of,
     payload_conditions,
 )
+from infersight.sinks.store.query import count_where
 from infersight.sinks.store.views import Bucket, FeatureDistribution, Histogram, Timeline, WindowDistributions
 
 
@@ -39,10 +40,6 @@ def _span(engine: Engine, where: PayloadFilter) -> tuple[datetime, datetime] | N
     if first is None:
         return None
     return where.since or first, where.until or last + timedelta(microseconds=1)
-
-
-def _count(condition: Any) -> Any:
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0).cast(Integer)
 
 
 def timeline(engine: Engine, where: PayloadFilter, buckets: int = 60) -> Timeline:
@@ -67,10 +64,10 @@ def timeline(engine: Engine, where: PayloadFilter, buckets: int = 60) -> Timelin
         query = select(
             r.bucket,
             func.count().label("inferences"),
-            _count(r.outlier.is_(True)).label("outliers"),
-            _count(r.adversarial.is_(True)).label("adversarial"),
-            _count(r.label.is_not(None)).label("labelled"),
-            _count(r.correct.is_(True)).label("correct"),
+            count_where(r.outlier.is_(True)).label("outliers"),
+            count_where(r.adversarial.is_(True)).label("adversarial"),
+            count_where(r.label.is_not(None)).label("labelled"),
+            count_where(r.correct.is_(True)).label("correct"),
         ).group_by(r.bucket)
         counted = {row["bucket"]: row for row in connection.execute(query).mappings()}
     out = []
