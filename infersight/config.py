@@ -190,6 +190,11 @@ class ApiConfig(Section):
     #: Bearer tokens for ``/v1/...``; none means open.
     auth_tokens: list[SecretStr] = Field(default_factory=list)
     max_page_size: int = Field(1000, ge=1)
+    #: ``/metrics`` judges every model two revisions served within this long (see the README).
+    canary_lookback_seconds: float = Field(3600.0, gt=0)
+    canary_window_seconds: float = Field(300.0, gt=0)
+    #: A scrape reuses the last verdicts for this long.
+    canary_refresh_seconds: float = Field(60.0, ge=0)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 
 

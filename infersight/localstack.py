@@ -69,7 +69,7 @@ def parts(settings: Settings, host: str) -> list[Part]:
     ]
 
 
-def prometheus_part(settings: Settings, host: str, binary: str, folder: Path, port: int) -> Part:
+def prometheus_part(settings: Settings, host: str, binary: str, folder: Path, port: int, api: bool) -> Part:
     """Prometheus scraping the ingest and the worker, its configuration and data under ``folder``.
 
     Beside it, ``folder/grafana`` holds the dashboards and a provisioning that points at them and
@@ -79,7 +79,11 @@ def prometheus_part(settings: Settings, host: str, binary: str, folder: Path, po
 
     url = f"http://{host}:{port}"
     config = write_local_monitoring(
-        folder, f"{host}:{settings.ingest.port}", f"{host}:{settings.worker.metrics_port}", url
+        folder,
+        f"{host}:{settings.ingest.port}",
+        f"{host}:{settings.worker.metrics_port}",
+        f"{host}:{settings.api.port}" if api else None,
+        url,
     )
     arguments = (
         f"--config.file={config}",

@@ -161,7 +161,7 @@ def test_every_query_and_rule_parses() -> None:
 def test_alert_rules_pass_promtool_and_explain_themselves() -> None:
     checked = promtool("check", "rules", str(COMMITTED_RULES))
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 9 rules found" in checked.stdout
+    assert "SUCCESS: 10 rules found" in checked.stdout
     rules = yaml.safe_load(COMMITTED_RULES.read_text())["groups"][0]["rules"]
     names = {rule["alert"] for rule in rules}
     assert names >= {
@@ -173,6 +173,7 @@ def test_alert_rules_pass_promtool_and_explain_themselves() -> None:
         "InfersightEventLagHigh",
         "InfersightModelSilent",
         "InfersightDeadLettersGrowing",
+        "InfersightCanaryRollBack",
     }
     for rule in rules:
         assert rule["annotations"]["summary"] and len(rule["annotations"]["description"]) > 40, rule["alert"]

@@ -24,7 +24,7 @@ import yaml
 from infersight.config import Settings, load_settings
 from infersight.monitoring import alerts
 from infersight.monitoring.output import dashboard_models
-from infersight.monitoring.promql import INGEST_JOB, WORKER_JOB
+from infersight.monitoring.promql import API_JOB, INGEST_JOB, WORKER_JOB
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
@@ -247,6 +247,10 @@ def test_monitors_select_the_pods_and_ports_and_name_the_jobs(base: list[Manifes
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     assert monitor["spec"]["endpoints"][0]["port"] in {p["name"] for p in service["spec"]["ports"]}
     assert service["metadata"]["labels"][monitor["spec"]["jobLabel"]] == INGEST_JOB
+    api_service = find(base, "Service", "infersight-api")
+    api_monitor = find(base, "ServiceMonitor", "infersight-api")
+    assert api_monitor["spec"]["selector"]["matchLabels"].items() <= api_service["metadata"]["labels"].items()
+    assert api_service["metadata"]["labels"][api_monitor["spec"]["jobLabel"]] == API_JOB
 
     worker = find(base, "Deployment", "infersight-worker")
     pod_monitor = find(base, "PodMonitor", "infersight-worker")
@@ -384,7 +388,11 @@ def test_compose_infersight_services_match_the_configuration(monkeypatch: pytest
         assert f"{ports[name]}:{ports[name]}" in service["ports"]
     prometheus = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yaml").read_text())
     targets = {job["job_name"]: job["static_configs"][0]["targets"] for job in prometheus["scrape_configs"]}
-    assert targets == {INGEST_JOB: [f"ingest:{ports['ingest']}"], WORKER_JOB: [f"worker:{ports['worker']}"]}
+    assert targets == {
+        INGEST_JOB: [f"ingest:{ports['ingest']}"],
+        WORKER_JOB: [f"worker:{ports['worker']}"],
+        API_JOB: [f"api:{ports['api']}"],
+    }
 
 
 def test_dockerfile_is_multi_stage_non_root_with_one_entrypoint() -> None:

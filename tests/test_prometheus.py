@@ -12,6 +12,7 @@ alerts this traffic causes (drift first) must fire while the others stay quiet.
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from pathlib import Path
@@ -24,9 +25,9 @@ import yaml
 
 from infersight.monitoring import alerts
 from infersight.monitoring.output import dashboard_models, write_rules
-from infersight.monitoring.promql import INGEST_JOB, WORKER_JOB
+from infersight.monitoring.promql import API_JOB, INGEST_JOB, WORKER_JOB
 from tests.detectors_data import breast_cancer, save_ks_and_iforest
-from tests.helpers import run_ingest, run_worker
+from tests.helpers import run_ingest, run_worker, serve
 from tests.prometheus import alerts as active_alerts
 from tests.prometheus import instant, label_values, promtool, run_prometheus, substitute
 
@@ -108,7 +109,7 @@ def write_config(path: Path, saved: dict[str, Path]) -> None:
     )
 
 
-def prometheus_config(ingest_url: str, worker_metrics_url: str, rules: Path) -> dict[str, Any]:
+def prometheus_config(ingest_url: str, worker_metrics_url: str, api_url: str, rules: Path) -> dict[str, Any]:
     """The compose stack's Prometheus configuration, pointed at these processes, scraping every second."""
     config: dict[str, Any] = yaml.safe_load((REPO / "deploy" / "prometheus" / "prometheus.yaml").read_text())
     config["global"] = {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"}
@@ -116,6 +117,7 @@ def prometheus_config(ingest_url: str, worker_metrics_url: str, rules: Path) -> 
     targets = {
         INGEST_JOB: ingest_url.removeprefix("http://"),
         WORKER_JOB: worker_metrics_url.removeprefix("http://").removesuffix("/metrics"),
+        API_JOB: api_url.removeprefix("http://"),
     }
     assert {job["job_name"] for job in config["scrape_configs"]} == set(targets)
     for job in config["scrape_configs"]:
@@ -288,12 +290,39 @@ def test_dashboards_and_alerts_on_a_real_prometheus(kafka_bootstrap: str, tmp_pa
             INFERSIGHT_WORKER__BATCH_SECONDS="0.2",
             INFERSIGHT_WORKER__PAIRING_TIMEOUT_SECONDS="5",
         ) as worker,
+        # The query API over the worker's store: its /metrics judges the canary endpoint.
+        serve(
+            "api",
+            tmp_path,
+            {
+                **os.environ,
+                "INFERSIGHT_STORE__URL": f"sqlite:///{tmp_path / 'store.db'}",
+                "INFERSIGHT_API__CANARY_WINDOW_SECONDS": "20",
+                "INFERSIGHT_API__CANARY_REFRESH_SECONDS": "10",
+            },
+            "/healthz",
+        ) as (_, api_url, _),
         run_prometheus(
-            prometheus_config(ingest.url, worker.metrics_url, rules), tmp_path / "prometheus"
+            prometheus_config(ingest.url, worker.metrics_url, api_url, rules), tmp_path / "prometheus"
         ) as prom,
         httpx.Client(base_url=ingest.url, timeout=30) as client,
     ):
-        assert poll(lambda: len(instant(prom, "up == 1")) == 2, 120), instant(prom, "up")
+        assert poll(lambda: len(instant(prom, "up == 1")) == 3, 120), instant(prom, "up")
+        # A few inferences first, as a model's traffic starts: every series then has a scraped sample
+        # before the burst, so that rate() sees the burst as an increase (a series first scraped
+        # after a burst handled between two scrapes would show none, and the alerts would not fire).
+        _, held_out = breast_cancer()
+        for index, row in enumerate(held_out[-5:]):
+            send_inference(client, f"warm-{index}-{uuid.uuid4().hex[:6]}", {"instances": [row.tolist()]},
+                           {"predictions": [int(row.sum() > 0)]})  # fmt: skip
+        warm = (
+            "infersight_event_lag_seconds_count",
+            "infersight_outliers_total",
+            "infersight_adversarial_total",
+        )
+        assert poll(lambda: all(instant(prom, name) for name in warm), 60), (
+            "no series after the first inferences"
+        )
         send_traffic(client)
         wait_for_drift(worker.metrics_url)
 

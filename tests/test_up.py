@@ -104,12 +104,15 @@ def test_up_is_quiet_answers_before_its_table_counts_and_stops_cleanly(
         before_table = output.text.split("infersight is up")[0]
         ready = ("ingest", "worker", "api", "prometheus")
         assert all(f"{name:>10} │ ready" in before_table for name in ready), output.text
-        # Prometheus scrapes both parts under the jobs the dashboards use; Grafana's provisioning is
+        # Prometheus scrapes the parts under the jobs the dashboards use; Grafana's provisioning is
         # written beside it, pointing at that folder.
         wait_until(
-            lambda: scrape_health(prometheus) == {"infersight-ingest": "up", "infersight-worker": "up"},
+            lambda: (
+                scrape_health(prometheus)
+                == {"infersight-ingest": "up", "infersight-worker": "up", "infersight-api": "up"}
+            ),
             60,
-            "Prometheus scraping the ingest and the worker",
+            "Prometheus scraping the ingest, the worker and the query API",
         )
         assert "GF_PATHS_PROVISIONING=" in output.text
         # Quiet: the parts' own lines (uvicorn, the engine) went to the log, not here.

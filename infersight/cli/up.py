@@ -146,7 +146,9 @@ def up(
                 binary = shutil.which("prometheus") if prometheus else None
                 if binary is not None:
                     folder = default_state_dir() / "prometheus"
-                    chosen.append(prometheus_part(settings, "localhost", binary, folder, prometheus_port))
+                    chosen.append(
+                        prometheus_part(settings, "localhost", binary, folder, prometheus_port, api)
+                    )
                 elif prometheus:
                     _print_line("up", "no prometheus on PATH: running without it (apt install prometheus)")
                 stack.start(chosen)

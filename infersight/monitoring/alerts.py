@@ -17,7 +17,7 @@ from infersight.monitoring.limits import (
     REJECTED_SHARE,
     SPOOL_AGE_SECONDS,
 )
-from infersight.monitoring.promql import BY_MODEL, INGEST_JOB, WORKER_JOB
+from infersight.monitoring.promql import API_JOB, BY_MODEL, INGEST_JOB, WORKER_JOB
 
 GROUP = "infersight"
 
@@ -61,6 +61,10 @@ def _share(counter: str, window: str) -> str:
         f" / on ({BY_MODEL}) group_left () "
         f"sum by ({BY_MODEL}) (rate(infersight_records_total[{window}]))"
     )
+
+
+#: What names one canary: the model and the two revisions compared.
+CANARY = "namespace, inferenceservice, component, baseline, candidate"
 
 
 def rules(windows: Windows = PRODUCTION) -> list[Rule]:
@@ -193,8 +197,24 @@ def rules(windows: Windows = PRODUCTION) -> list[Rule]:
             ),
         ),
         Rule(
+            alert="InfersightCanaryRollBack",
+            signal=f"min by ({CANARY}) (infersight_canary_verdict)",
+            condition="== -1",
+            hold="5m",
+            severity="warning",
+            summary=(
+                "Canary {{ $labels.candidate }} of {{ $labels.namespace }}/{{ $labels.inferenceservice }} "
+                "differs from {{ $labels.baseline }}: roll back"
+            ),
+            description=(
+                "The latest windows of the canary analysis all found revision {{ $labels.candidate }} "
+                "different from {{ $labels.baseline }} (inputs, predictions, outlier rate or accuracy). "
+                "`infersight canary --model {{ $labels.inferenceservice }}` shows each window and why."
+            ),
+        ),
+        Rule(
             alert="InfersightTargetDown",
-            signal=f'up{{job=~"{INGEST_JOB}|{WORKER_JOB}"}}',
+            signal=f'up{{job=~"{INGEST_JOB}|{WORKER_JOB}|{API_JOB}"}}',
             condition="== 0",
             hold="5m",
             severity="critical",

@@ -20,7 +20,7 @@ from infersight.monitoring.drift import drift
 from infersight.monitoring.feedback import feedback
 from infersight.monitoring.outliers import outliers
 from infersight.monitoring.overview import overview
-from infersight.monitoring.promql import INGEST_JOB, WORKER_JOB
+from infersight.monitoring.promql import API_JOB, INGEST_JOB, WORKER_JOB
 
 #: Each dashboard's builder; the file is named after the uid.
 DASHBOARDS: tuple[Callable[[], Dashboard], ...] = (overview, drift, outliers, feedback)
@@ -98,21 +98,25 @@ def write_kubernetes(folder: Path) -> list[Path]:
     ]
 
 
-def prometheus_config(ingest: str, worker: str, rule_file: Path, scrape_seconds: int = 5) -> dict[str, Any]:
-    """A Prometheus configuration scraping the ingest and a worker (``host:port``) under the jobs the
-    dashboards and alert rules name, with infersight's rules loaded."""
+def prometheus_config(
+    ingest: str, worker: str, api: str | None, rule_file: Path, scrape_seconds: int = 5
+) -> dict[str, Any]:
+    """A Prometheus configuration scraping the ingest, a worker and the query API (``host:port``)
+    under the jobs the dashboards and alert rules name, with infersight's rules loaded."""
     interval = f"{scrape_seconds}s"
+    jobs = [(INGEST_JOB, ingest), (WORKER_JOB, worker), *([(API_JOB, api)] if api else [])]
     return {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "rule_files": [str(rule_file)],
         "scrape_configs": [
-            {"job_name": INGEST_JOB, "static_configs": [{"targets": [ingest]}]},
-            {"job_name": WORKER_JOB, "static_configs": [{"targets": [worker]}]},
+            {"job_name": job, "static_configs": [{"targets": [target]}]} for job, target in jobs
         ],
     }
 
 
-def write_local_monitoring(folder: Path, ingest: str, worker: str, prometheus_url: str) -> Path:
+def write_local_monitoring(
+    folder: Path, ingest: str, worker: str, api: str | None, prometheus_url: str
+) -> Path:
     """What ``infersight up`` gives its Prometheus and a Grafana beside it, under ``folder``.
 
     ``prometheus.yaml`` and ``rules.yaml`` for Prometheus; ``grafana/`` with the dashboards and
@@ -121,4 +125,4 @@ def write_local_monitoring(folder: Path, ingest: str, worker: str, prometheus_ur
     rules = write_rules(folder / "rules.yaml")
     grafana = (folder / "grafana").resolve()
     write_dashboards(grafana, prometheus_url, str(grafana))
-    return _write(folder / "prometheus.yaml", _yaml(prometheus_config(ingest, worker, rules)))
+    return _write(folder / "prometheus.yaml", _yaml(prometheus_config(ingest, worker, api, rules)))

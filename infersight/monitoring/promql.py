@@ -33,6 +33,8 @@ MODEL_LEGEND = "{{namespace}}/{{inferenceservice}} {{component}} {{endpoint}}"
 #: The scrape jobs the deployment files give the two processes.
 INGEST_JOB = "infersight-ingest"
 WORKER_JOB = "infersight-worker"
+#: The query API's ``/metrics``: the canary verdicts.
+API_JOB = "infersight-api"
 
 
 def rate(metric: str, selector: str = "", window: str = RATE) -> str:

@@ -14,13 +14,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel, BeforeValidator, Field
 from sqlalchemy import Engine
 
 from infersight.config import ApiConfig, Settings
 from infersight.sinks.canary import CanaryRequest, judge_canary
+from infersight.sinks.canarymetrics import CanaryCollector
 from infersight.sinks.store.engine import make_engine
 from infersight.sinks.store.filters import DetectionFilter, PayloadFilter, QueryError
 from infersight.sinks.store.migrate import require_current, upgrade
@@ -314,6 +316,20 @@ def create_query_app(engine: Engine, config: ApiConfig) -> FastAPI:
     add_error_handlers(app)
     add_ui(app)
     add_docs(app)
+    registry = CollectorRegistry()
+    registry.register(
+        CanaryCollector(
+            engine,
+            config.canary_lookback_seconds,
+            config.canary_window_seconds,
+            config.canary_refresh_seconds,
+        )
+    )
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        """The canary verdicts, for Prometheus (job ``infersight-api``)."""
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", summary="The process is up")
     def healthz() -> dict[str, str]:
