@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from infersight.cli.app import app as cli
 from infersight.config import load_settings
-from infersight.detectors.loading import load_all
+from infersight.detectors.loading import load_all, use_legacy_keras
 from infersight.detectors.metrics import DetectorMetrics
 from infersight.detectors.runner import DetectorRunner
 from infersight.detectors.sources import publish_version
@@ -39,6 +39,7 @@ def traffic(rng: np.random.Generator, shift: float, start: int) -> list[Inferenc
 
 
 def test_a_reference_rebuilt_from_drifted_traffic_ends_the_drift_without_a_restart(tmp_path: Path) -> None:
+    use_legacy_keras()  # before alibi-detect's saving first imports TensorFlow in this process
     from alibi_detect.cd import KSDrift
     from alibi_detect.saving import save_detector
 

@@ -62,6 +62,7 @@ def reference(
 ) -> None:
     """Fit a detector on stored traffic and publish it as the next version the workers load."""
     from infersight.detectors.catalog import CatalogError, build
+    from infersight.detectors.loading import use_legacy_keras
     from infersight.detectors.sources import SourceError, publish_version
     from infersight.sinks.store.filters import PayloadFilter
     from infersight.sinks.store.reference import reference_rows
@@ -105,6 +106,7 @@ def reference(
     with store_errors():
         rows = reference_rows(engine, where, config.on, config.tensor, most)
     name = version or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    use_legacy_keras()  # alibi-detect's saving imports TensorFlow, which must come up with Keras 2
     try:
         fitted = build(chosen, config.kind, rows, options)
         from alibi_detect.saving import save_detector
