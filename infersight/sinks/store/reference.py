@@ -14,18 +14,9 @@ import numpy as np
 from sqlalchemy import Engine, select
 
 from infersight.sinks.store.filters import INFERENCES, PayloadFilter, QueryError, all_of, payload_conditions
+from infersight.sinks.store.tensors import detector_rows
 
 _COLUMNS = {"request": "inputs", "response": "outputs"}
-
-
-def _side(tensors: list[dict[str, Any]] | None, tensor: str | None) -> np.ndarray[Any, Any] | None:
-    found = [t for t in tensors or [] if tensor is None or t.get("name") == tensor][:1]
-    if not found or found[0].get("kind") not in ("float", "int", "bool"):
-        return None
-    array = np.asarray(found[0]["data"], dtype=np.float64)
-    if array.ndim == 0:
-        array = array.reshape(1, 1)
-    return array.reshape(array.shape[0], -1)
 
 
 def reference_rows(
@@ -45,7 +36,7 @@ def reference_rows(
         parts: list[np.ndarray[Any, Any]] = []
         count = 0
         for row in connection.execute(query.execution_options(yield_per=1000)):
-            arrays = [_side(value, tensor) for value in row]
+            arrays = [detector_rows(value, tensor) for value in row]
             if any(a is None for a in arrays) or len({a.shape[0] for a in arrays if a is not None}) != 1:
                 continue
             parts.append(np.hstack([a for a in arrays if a is not None]))

@@ -45,19 +45,12 @@ class SharedWindow:
     candidate: RevisionTraffic
 
 
-def _numbers(values: list[Any]) -> list[float] | None:
-    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        return [float(v) for v in values]
-    return None
-
-
 def _add(traffic: RevisionTraffic, row: Any) -> None:
     found = row.inputs or []
-    instances = tensors.instance_count(found)
-    for index, values in enumerate(tensors.rows(found[:1], instances) if found else []):
-        numbers = _numbers(values)
-        if numbers is not None:
-            traffic.inputs.append(numbers)
+    rows = tensors.detector_rows(found, None)
+    if rows is not None:
+        traffic.inputs.extend(rows.tolist())
+    for index in range(max(tensors.instance_count(found), 1) if found else 0):
         prediction = row.prediction[index] if row.prediction and index < len(row.prediction) else None
         traffic.predictions.append(prediction)
         traffic.outliers.append(bool(row.outlier))

@@ -118,6 +118,18 @@ def rows(tensors: Sequence[dict[str, Any]], instances: int) -> list[list[Any]]:
     return out
 
 
+def detector_rows(stored: Sequence[dict[str, Any]] | None, name: str | None) -> np.ndarray[Any, Any] | None:
+    """A side's rows as a detector reads them from the live payload: the first tensor, or the one
+    named, its first axis the instances and the rest flattened; None when it holds no numbers."""
+    found = [t for t in stored or [] if name is None or t.get("name") == name][:1]
+    if not found or found[0].get("kind") not in (FLOAT, INT, BOOL):
+        return None
+    array = np.asarray(found[0]["data"], dtype=np.float64)
+    if array.ndim == 0:
+        array = array.reshape(1, 1)
+    return array.reshape(array.shape[0], -1)
+
+
 def _flatten(data: Any) -> list[Any]:
     if not isinstance(data, list):
         return [data]
