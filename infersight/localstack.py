@@ -8,6 +8,7 @@ Their output is streamed line by line with a prefix naming the part.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import signal
@@ -27,6 +28,36 @@ from infersight.localkafka.runner import broker_answers
 STOP_TIMEOUT_SECONDS = 30.0
 
 LineSink = Callable[[str, str], None]
+
+
+class PartOutput:
+    """Where the parts' lines go: a log file, and ``echo`` too when given; each part's last lines kept."""
+
+    def __init__(self, log: Path, echo: LineSink | None = None) -> None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self.log = log
+        self.echo = echo
+        self._file = log.open("a", encoding="utf-8")
+        self._lock = threading.Lock()
+        self.last: dict[str, collections.deque[str]] = collections.defaultdict(
+            lambda: collections.deque(maxlen=20)
+        )
+
+    def __call__(self, name: str, line: str) -> None:
+        with self._lock:
+            self._file.write(f"{name:>10} | {line}\n")
+            self._file.flush()
+            if line.strip():
+                self.last[name].append(line.strip())
+        if self.echo is not None:
+            self.echo(name, line)
+
+    def last_line(self, name: str) -> str:
+        lines = self.last.get(name)
+        return lines[-1] if lines else "(no output)"
+
+    def close(self) -> None:
+        self._file.close()
 
 
 @dataclass(frozen=True)

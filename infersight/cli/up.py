@@ -7,10 +7,8 @@ streams it instead), and a part that fails is named with its last line.
 
 from __future__ import annotations
 
-import collections
 import shutil
 import signal
-import threading
 import time
 from pathlib import Path
 from types import FrameType
@@ -25,7 +23,7 @@ from infersight.cli.context import CliError, State, settings_of
 
 if TYPE_CHECKING:
     from infersight.config import Settings
-    from infersight.localstack import Part, Running, Stack
+    from infersight.localstack import Part, PartOutput, Running, Stack
 
 console = Console(soft_wrap=True, highlight=False)
 COLOURS = {
@@ -48,36 +46,6 @@ def _print_line(name: str, line: str) -> None:
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
-
-
-class PartOutput:
-    """Where the parts' lines go: the console (``--verbose``) or a log file; the last lines kept."""
-
-    def __init__(self, log: Path, verbose: bool) -> None:
-        log.parent.mkdir(parents=True, exist_ok=True)
-        self.log = log
-        self.verbose = verbose
-        self._file = log.open("a", encoding="utf-8")
-        self._lock = threading.Lock()
-        self.last: dict[str, collections.deque[str]] = collections.defaultdict(
-            lambda: collections.deque(maxlen=20)
-        )
-
-    def __call__(self, name: str, line: str) -> None:
-        with self._lock:
-            self._file.write(f"{name:>10} | {line}\n")
-            self._file.flush()
-            if line.strip():
-                self.last[name].append(line.strip())
-        if self.verbose:
-            _print_line(name, line)
-
-    def last_line(self, name: str) -> str:
-        lines = self.last.get(name)
-        return lines[-1] if lines else "(no output)"
-
-    def close(self) -> None:
-        self._file.close()
 
 
 def up(
@@ -108,7 +76,7 @@ def up(
     """Run a local Kafka (when none is running), the ingest, a worker, the SQLite store and the web UI."""
     from infersight.config import default_state_dir
     from infersight.localkafka import LocalKafkaError
-    from infersight.localstack import Stack, parts, prometheus_part
+    from infersight.localstack import PartOutput, Stack, parts, prometheus_part
     from infersight.sinks.store import StoreError, make_engine, upgrade
 
     settings = settings_of(ctx)
@@ -124,7 +92,7 @@ def up(
         overrides["INFERSIGHT_API__PORT"] = str(api_port)
     state = ctx.find_root().obj
     assert isinstance(state, State)
-    output = PartOutput(log or default_state_dir() / "up.log", verbose)
+    output = PartOutput(log or default_state_dir() / "up.log", _print_line if verbose else None)
     # Explicit handlers: a shell starting us in the background may have set SIGINT to be ignored.
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _interrupt)

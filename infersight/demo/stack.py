@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from infersight.config import Settings
-from infersight.localstack import Stack, parts
+from infersight.localstack import PartOutput, Stack, parts
 
 
 class StackError(Exception):
@@ -59,15 +58,9 @@ def own_stack(
     from infersight.localkafka import LocalKafkaError
     from infersight.sinks.store import StoreError, make_engine, upgrade
 
-    lock = threading.Lock()
-    with log.open("a", encoding="utf-8") as output:
-
-        def sink(name: str, line: str) -> None:
-            with lock:
-                output.write(f"{name:>6} | {line}\n")
-                output.flush()
-
-        with Stack(settings, config, sink, host="127.0.0.1") as stack:
+    output = PartOutput(log)
+    try:
+        with Stack(settings, config, output, host="127.0.0.1") as stack:
             try:
                 broker = stack.kafka_needed()
                 if broker is not None:
@@ -86,3 +79,5 @@ def own_stack(
                 stack.stop()
                 after_parts_stop()
                 stack.started_kafka = broker
+    finally:
+        output.close()
