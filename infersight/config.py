@@ -116,6 +116,8 @@ class IngestConfig(Section):
     #: After SIGTERM: answer (with ``Connection: close``) this long before closing the port.
     drain_seconds: float = Field(5.0, ge=0)
     max_models_in_metrics: int = Field(500, ge=1)
+    #: Revisions of each model the metrics name (the most recently seen); older ones' series go.
+    max_revisions_in_metrics: int = Field(3, ge=1)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 
 
@@ -165,6 +167,8 @@ class WorkerConfig(Section):
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(8081, ge=0, le=65535)
     rebalance_timeout_seconds: float = Field(20.0, gt=0)
+    #: Revisions of each model the metrics name (the most recently seen); older ones' series go.
+    max_revisions_in_metrics: int = Field(3, ge=1)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 
 
@@ -258,16 +262,20 @@ class DetectorConfig(Section):
 
 
 class ModelConfig(Section):
-    """The detectors of one deployed model; ``component`` or ``endpoint`` unset matches every one.
+    """The detectors of one deployed model; ``component``, ``revision`` or ``endpoint`` unset
+    matches every one.
 
-    Where several entries match a model, the most specific wins: one naming the component (and
-    perhaps the endpoint), then one naming the endpoint alone, then one naming neither.
+    Where several entries match a model's traffic, the most specific wins: naming the component
+    counts most, then naming the revision, then the endpoint. An entry naming a revision gives
+    that revision's traffic its own drift windows and online state.
     """
 
     namespace: str
     inferenceservice: str = Field(min_length=1)
     #: The KServe component (``predictor``, ``transformer``, ``explainer``); unset matches every one.
     component: str | None = None
+    #: The revision that served the traffic (:mod:`infersight.revisions`): ``iris-predictor-00002``.
+    revision: str | None = None
     endpoint: str | None = None
     detectors: list[DetectorConfig] = Field(default_factory=list)
     #: The share of inferences kept (by a hash of the request id, so both halves go together).
@@ -284,6 +292,16 @@ class ModelConfig(Section):
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:
             raise ValueError(f"detector names repeat: {', '.join(repeated)}")
+        return self
+
+    @model_validator(mode="after")
+    def _revision_names_detectors_only(self) -> ModelConfig:
+        # The ingest samples and redacts before any revision is read; the rules are the model's.
+        if self.revision is not None and (self.sample_rate != 1.0 or self.redact or self.redact_attributes):
+            raise ValueError(
+                "an entry naming a revision takes detectors only: set sample_rate, redact and "
+                "redact_attributes on the model's entry without a revision"
+            )
         return self
 
     @field_validator("redact")

@@ -8,6 +8,8 @@ from typing import Any, Final
 
 import numpy as np
 
+from infersight.revisions import revision_of
+
 KSERVE_REQUEST: Final = "org.kubeflow.serving.inference.request"
 KSERVE_RESPONSE: Final = "org.kubeflow.serving.inference.response"
 SELDON_REQUEST: Final = "io.seldon.serving.inference.request"
@@ -23,6 +25,8 @@ KNOWN_EVENT_TYPES: Final = frozenset(
 
 #: The labels that name a model on the metrics about it; :attr:`ModelRef.metric_labels` holds their values.
 MODEL_LABELS: Final = ("namespace", "inferenceservice", "component", "endpoint")
+#: The labels of metrics about a model's traffic: the model's, then the revision that served it.
+REVISION_LABELS: Final = (*MODEL_LABELS, "revision")
 
 
 def event_type_label(event_type: str) -> str:
@@ -204,6 +208,12 @@ class InferenceRecord:
         return any(score.flagged for score in self.scores if score.kind == kind)
 
     @property
+    def revision(self) -> str:
+        """The revision that served the inference (:mod:`infersight.revisions`), read from the request."""
+        half = self.request if self.request is not None else self.response
+        return revision_of(half.event.attributes) if half is not None else ""
+
+    @property
     def mode(self) -> str:
         """``paired``, or ``request`` / ``response`` for a half that waited out the pairing timeout."""
         if self.request is not None and self.response is not None:
@@ -252,3 +262,5 @@ class Detection:
     algorithm: str = ""
     #: The detector's version (the folder a versioned ``uri`` names); "" for one not versioned.
     version: str = ""
+    #: The revision whose traffic alone the detector watched ("" when it watches every revision).
+    revision: str = ""

@@ -46,12 +46,13 @@ def half(
     body: dict[str, Any],
     endpoint: str = "default",
     component: str | None = None,
+    source: str = "http://localhost:9081/",
 ) -> Half:
     raw = orjson.dumps(body)
     attributes = {
         "specversion": "1.0",
         "id": request_id,
-        "source": "http://localhost:9081/",
+        "source": source,
         "type": event_type,
         "inferenceservicename": model,
         "namespace": NAMESPACE,
@@ -70,12 +71,16 @@ def record(
     predictions: list[Any] | None = None,
     endpoint: str = "default",
     component: str | None = None,
+    source: str = "http://localhost:9081/",
 ) -> InferenceRecord:
-    """One inference of ``instances`` (rows), with a response when ``predictions`` are given."""
+    """One inference of ``instances`` (rows), with a response when ``predictions`` are given;
+    ``source`` is the pod that served it (it names the revision)."""
     request_id = uuid.uuid4().hex
-    request = half(KSERVE_REQUEST, request_id, model, {"instances": instances.tolist()}, endpoint, component)
+    request = half(
+        KSERVE_REQUEST, request_id, model, {"instances": instances.tolist()}, endpoint, component, source
+    )
     response = (
-        half(KSERVE_RESPONSE, request_id, model, {"predictions": predictions}, endpoint, component)
+        half(KSERVE_RESPONSE, request_id, model, {"predictions": predictions}, endpoint, component, source)
         if predictions is not None
         else None
     )
@@ -85,10 +90,16 @@ def record(
 
 
 def records(
-    model: str, rows: np.ndarray[Any, Any], endpoint: str = "default", component: str | None = None
+    model: str,
+    rows: np.ndarray[Any, Any],
+    endpoint: str = "default",
+    component: str | None = None,
+    source: str = "http://localhost:9081/",
 ) -> list[InferenceRecord]:
     """One single-instance inference per row; ``component`` sets the KServe component extension."""
-    return [record(model, row[None, :], endpoint=endpoint, component=component) for row in rows]
+    return [
+        record(model, row[None, :], endpoint=endpoint, component=component, source=source) for row in rows
+    ]
 
 
 def save_ks_and_iforest(folder: Path) -> tuple[Path, Path]:

@@ -238,14 +238,18 @@ def test_drift_outliers_reply_store_feedback_and_metrics(
         metrics = httpx.get(worker.metrics_url, timeout=10).text
         component = 'component="predictor"'
         model = f'endpoint="default",inferenceservice="{MODEL}",namespace="{NAMESPACE}"'
+        # The source names no pod, so the endpoint names the revision of each record; the drift
+        # test watches every revision, so its revision label is empty.
+        served = f'{model},revision="default"'
+        watched = f'{model},revision=""'
         for line in (
-            f'infersight_drift_tests_total{{{component},detector="ks",drift="true",{model}}} 2.0',
-            f'infersight_drift_tests_total{{{component},detector="ks",drift="false",{model}}} 2.0',
-            f'infersight_drift_detected{{{component},detector="ks",{model}}} 1.0',
-            f'infersight_outliers_total{{{component},detector="iforest",{model}}} {float(len(flagged))}',
+            f'infersight_drift_tests_total{{{component},detector="ks",drift="true",{watched}}} 2.0',
+            f'infersight_drift_tests_total{{{component},detector="ks",drift="false",{watched}}} 2.0',
+            f'infersight_drift_detected{{{component},detector="ks",{watched}}} 1.0',
+            f'infersight_outliers_total{{{component},detector="iforest",{served}}} {float(len(flagged))}',
             f'infersight_records_total{{{component},endpoint="default",inferenceservice="{MODEL}",mode="paired",'
-            f'namespace="{NAMESPACE}"}} {float(len(ids))}',
-            f"infersight_duplicates_total{{{component},{model}}} 59.0",
+            f'namespace="{NAMESPACE}",revision="default"}} {float(len(ids))}',
+            f"infersight_duplicates_total{{{component},{served}}} 59.0",
             'infersight_store_rows_total{table="inferences"}',
             "infersight_outlier_score_bucket",
             "infersight_detector_duration_seconds_bucket",

@@ -211,7 +211,9 @@ def test_outliers_flagged_on_far_away_points_in_one_call_per_batch(tmp_path: Pat
         assert sum(flags[:200]) <= 10, name  # about 1% expected at the 99th percentile
         flagged_ids = {d.request_ids[0] for d in detections if d.detector == name}
         assert flagged_ids == {r.request_id for r, flag in zip(scored, flags, strict=True) if flag}
-    duration = runner.metrics.duration.labels(NAMESPACE, "m", "", "default", "iforest")  # no component
+    duration = runner.metrics.duration.metric.labels(
+        NAMESPACE, "m", "", "default", "", "iforest"
+    )  # no component
     assert duration._sum.get() > 0  # type: ignore[attr-defined]
     # one predict call per detector for the whole batch of 210 records
     assert sum(bucket.get() for bucket in duration._buckets) == 1  # type: ignore[attr-defined]
@@ -470,3 +472,46 @@ def test_a_detector_configured_for_a_component_sees_that_component_alone(tmp_pat
         ("ks-transformer", "transformer"): True,
     }
     assert len({d.id for d in detections}) == 3
+
+
+def test_an_entry_naming_a_revision_watches_that_revision_alone(tmp_path: Path) -> None:
+    """A rollout's revision gets its own detector and windows; the others keep the model's."""
+    reference, held_out = breast_cancer()
+    uri = save_reference(tmp_path, reference, ".npy")
+
+    def ks(name: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "kind": "drift",
+            "algorithm": "KSDrift",
+            "reference": uri,
+            "window": {"size": 50},
+        }
+
+    old, new = "m-predictor-00001", "m-predictor-00002"
+    service = ModelConfig(namespace=NAMESPACE, inferenceservice="m", detectors=[ks("ks")])
+    rollout = ModelConfig(namespace=NAMESPACE, inferenceservice="m", revision=new, detectors=[ks("ks")])
+    registry = CollectorRegistry()
+    runner = DetectorRunner(load_all([service, rollout], tmp_path / "cache"), DetectorMetrics(registry, 100))
+    served_by_old = records("m", held_out[:50], source=f"{old}-deployment-7c9f8b6d5-x2x4p")
+    served_by_new = records("m", held_out[:50] + 1.0, source=f"{new}-deployment-6d5c4b3a2-q9w8e")
+    assert served_by_new[0].revision == new
+    assert runner.detectors_for(served_by_new[0].model, new)[0].model.revision == new
+    assert runner.detectors_for(served_by_old[0].model, old)[0].model.revision is None
+
+    # Interleaved, the two revisions' instances still fill separate windows of 50.
+    mixed = [record for pair in zip(served_by_old, served_by_new, strict=True) for record in pair]
+    _, detections = runner.process(mixed)
+    found = {d.revision: (d.detected, d.instances) for d in detections}
+    assert found == {"": (False, 50), new: (True, 50)}
+    assert set(detections[0].request_ids).isdisjoint(detections[1].request_ids)
+    labels = {"namespace": NAMESPACE, "inferenceservice": "m", "component": "", "endpoint": "default"}
+    drift = registry.get_sample_value(
+        "infersight_drift_detected", {**labels, "revision": new, "detector": "ks"}
+    )
+    assert drift == 1.0
+
+
+def test_an_entry_naming_a_revision_cannot_sample_or_redact() -> None:
+    with pytest.raises(ValueError, match="naming a revision takes detectors only"):
+        ModelConfig(namespace=NAMESPACE, inferenceservice="m", revision="m-predictor-00002", sample_rate=0.5)

@@ -401,7 +401,7 @@ def test_health_readiness_metrics_and_openapi(ingest: Ingest) -> None:
     metrics = httpx.get(f"{ingest.url}/metrics").text
     assert (
         'infersight_ingest_events_total{component="predictor",endpoint="canary",inferenceservice="iris",'
-        'namespace="models",type="org.kubeflow.serving.inference.request"}'
+        'namespace="models",revision="canary",type="org.kubeflow.serving.inference.request"}'
     ) in metrics
     assert 'infersight_ingest_rejected_total{reason="unsupported_media_type"}' in metrics
     assert "infersight_ingest_request_duration_seconds_bucket" in metrics

@@ -186,6 +186,6 @@ def test_only_the_sampled_share_is_stored_and_redacted_fields_never_reach_kafka_
         dropped = 2 * (len(ids) - len([i for i in ids if sampled_in(IRIS, i, 0.5)]))
         assert (
             'infersight_sampled_out_total{component="predictor",endpoint="canary",inferenceservice="iris",'
-            f'namespace="models"}} '
+            f'namespace="models",revision="canary"}} '
             f"{float(dropped)}"
         ) in metrics

@@ -232,7 +232,7 @@ def wait_for_drift(metrics_url: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         text = httpx.get(metrics_url, timeout=10).text
-        if f'{wanted}namespace="{NAMESPACE}"}} 1.0' in text:
+        if f'{wanted}namespace="{NAMESPACE}",revision=""}} 1.0' in text:
             return
         time.sleep(1)
     raise AssertionError(f"the worker never reported drift:\n{text}")

@@ -29,7 +29,13 @@ ATTRIBUTES = {
     "component": "predictor",
     "datacontenttype": "application/json",
 }
-MODEL_LABELS = {"namespace": "models", "inferenceservice": "iris", "component": "predictor", "endpoint": ""}
+MODEL_LABELS = {
+    "namespace": "models",
+    "inferenceservice": "iris",
+    "component": "predictor",
+    "endpoint": "",
+    "revision": "",
+}
 BODY = json.dumps({"instances": [{"age": 41, "email": "ada@example.com"}]}).encode()
 
 
@@ -172,5 +178,11 @@ def test_redaction_and_sampling_apply_before_an_event_is_written_again() -> None
     nobody = ModelConfig(namespace="models", inferenceservice="iris", sample_rate=0.0)
     steps, _, registry = source(nobody)
     assert steps.admit(event, event.model, "sink/0/1") is None
-    labels = {"namespace": "models", "inferenceservice": "iris", "component": "predictor", "endpoint": ""}
+    labels = {
+        "namespace": "models",
+        "inferenceservice": "iris",
+        "component": "predictor",
+        "endpoint": "",
+        "revision": "",
+    }
     assert registry.get_sample_value("infersight_sampled_out_total", labels) == 1

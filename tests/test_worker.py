@@ -268,9 +268,10 @@ def test_worker_metrics(pipeline: Pipeline) -> None:
     pipeline.record(event_id)
     text = httpx.get(pipeline.worker.metrics_url, timeout=10).text
     model = 'component="predictor",endpoint="canary",inferenceservice="iris"'
-    assert f'infersight_records_total{{{model},mode="paired",namespace="models"}}' in text
-    assert f'infersight_records_total{{{model},mode="request",namespace="models"}}' in text
-    assert f'infersight_event_lag_seconds_count{{{model},namespace="models"}}' in text
+    served = 'namespace="models",revision="canary"'
+    assert f'infersight_records_total{{{model},mode="paired",{served}}}' in text
+    assert f'infersight_records_total{{{model},mode="request",{served}}}' in text
+    assert f"infersight_event_lag_seconds_count{{{model},{served}}}" in text
     assert "infersight_pending_halves " in text
     base = pipeline.worker.metrics_url.removesuffix("/metrics")
     assert httpx.get(f"{base}/healthz", timeout=10).status_code == 200

@@ -54,6 +54,7 @@ def worker(
     from infersight.detectors.metrics import DetectorMetrics
     from infersight.detectors.runner import DetectorRunner
     from infersight.detectors.state import StateStore
+    from infersight.metriclabels import RecentRevisions
     from infersight.sinks.store import SqlStore
     from infersight.streams.app import StreamWorker, WorkerFailed
 
@@ -86,7 +87,9 @@ def worker(
     registry = CollectorRegistry()
     runner = DetectorRunner(
         loaded,
-        DetectorMetrics(registry, detections.max_features_in_metrics),
+        DetectorMetrics(
+            registry, detections.max_features_in_metrics, RecentRevisions(config.max_revisions_in_metrics)
+        ),
         StateStore(detections.state_uri, detections.state_storage_options),
     )
     try:

@@ -1,6 +1,7 @@
 """Run every configured detector over a batch of inference records.
 
-Records are grouped per detector and model (and endpoint, unless ``split_endpoints`` is off):
+Records are grouped per detector and model (and endpoint, unless ``split_endpoints`` is off; and
+revision, for a model entry that names one):
 each group of a scorer is scored in one ``predict`` call for the whole batch; drift tests run
 on windows that never mix two groups; online drift detectors are fed their group's instances
 one at a time, as they require, and report once per window. Everything here is synchronous
@@ -50,9 +51,10 @@ def detection_id(detector: str, model: ModelRef, request_ids: Sequence[str], con
     return str(uuid.uuid5(ID_NAMESPACE, key))
 
 
-def _specificity(loaded: LoadedDetector) -> tuple[bool, bool]:
-    """How closely a detector's model entry names a model: by component, then by endpoint."""
-    return (loaded.model.component is not None, loaded.model.endpoint is not None)
+def _specificity(loaded: LoadedDetector) -> tuple[bool, bool, bool]:
+    """How closely a detector's model entry names a model: by component, revision, then endpoint."""
+    entry = loaded.model
+    return (entry.component is not None, entry.revision is not None, entry.endpoint is not None)
 
 
 #: Online detectors keep every test statistic they ever computed; this many are kept.
@@ -69,21 +71,41 @@ class OnlineTally:
 
 @dataclass(slots=True)
 class Slot:
-    """One detector on one model (and endpoint): its instance and its open window."""
+    """One detector on one model (and endpoint, and revision when its entry names one): its
+    instance and its open window."""
 
     loaded: LoadedDetector
     model: ModelRef
+    #: The one revision whose traffic this slot sees; "" when it sees every revision's.
+    revision: str
     detector: Any
     buffer: WindowBuffer | None
     tally: OnlineTally = field(default_factory=OnlineTally)
     dirty: bool = False
 
     @property
+    def key(self) -> SlotKey:
+        return (self.loaded.config.name, self.model, self.revision)
+
+    @property
+    def window_name(self) -> str:
+        """What the slot's open window is kept under beside the model: the detector, at a revision."""
+        name = self.loaded.config.name
+        return f"{name}@{self.revision}" if self.revision else name
+
+    @property
     def state_parts(self) -> tuple[str, ...]:
-        """Where the slot's online state is saved; a component adds a level (none keeps the old place)."""
+        """Where the slot's online state is saved; a component or a revision adds a level (none keeps
+        the old place)."""
         model = self.model
         component = (f"component={model.component}",) if model.component else ()
-        return (model.namespace, model.inferenceservice, *component, model.endpoint, self.loaded.config.name)
+        revision = (f"revision={self.revision}",) if self.revision else ()
+        name = self.loaded.config.name
+        return (model.namespace, model.inferenceservice, *component, model.endpoint, *revision, name)
+
+
+#: A slot's detector name, model (endpoint blank unless split) and revision ("" unless named).
+SlotKey = tuple[str, ModelRef, str]
 
 
 @dataclass(slots=True)
@@ -108,27 +130,29 @@ class DetectorRunner:
         self.clock = clock
         self.windows = windows
         # Slots whose open window changed since it was last kept.
-        self._unkept: set[tuple[str, ModelRef]] = set()
+        self._unkept: set[SlotKey] = set()
         self._by_model: dict[tuple[str, str], list[LoadedDetector]] = defaultdict(list)
         for loaded in detectors:
             self._by_model[(loaded.model.namespace, loaded.model.inferenceservice)].append(loaded)
-        self._slots: dict[tuple[str, ModelRef], Slot] = {}
+        self._slots: dict[SlotKey, Slot] = {}
 
     @property
     def empty(self) -> bool:
         return not self._by_model
 
-    def detectors_for(self, model: ModelRef) -> list[LoadedDetector]:
-        """The detectors configured for ``model``: those of its most specific matching entries.
+    def detectors_for(self, model: ModelRef, revision: str = "") -> list[LoadedDetector]:
+        """The detectors configured for ``model`` at ``revision``: those of its most specific
+        matching entries.
 
-        An entry matches when its component and endpoint are ``model``'s or unset; one naming
-        the component beats one naming only the endpoint, which beats one naming neither.
+        An entry matches when its component, revision and endpoint are the traffic's or unset;
+        naming the component counts most, then the revision, then the endpoint.
         """
         candidates = self._by_model.get((model.namespace, model.inferenceservice), [])
         matching = [
             loaded
             for loaded in candidates
             if loaded.model.component in (None, model.component)
+            and loaded.model.revision in (None, revision)
             and loaded.model.endpoint in (None, model.endpoint)
         ]
         if not matching:
@@ -139,15 +163,17 @@ class DetectorRunner:
     def _slot(self, loaded: LoadedDetector, model: ModelRef) -> Slot:
         config = loaded.config
         scope = model if config.split_endpoints else dataclasses.replace(model, endpoint="")
-        key = (config.name, scope)
+        revision = loaded.model.revision or ""
+        key = (config.name, scope, revision)
         slot = self._slots.get(key)
         if slot is None:
             detector = loaded.make()
             buffer = WindowBuffer(config.window) if config.window is not None else None
+            slot = Slot(loaded, scope, revision, detector, buffer)
             if buffer is not None and self.windows is not None:
-                buffer.current = self.windows.load(scope, config.name)
-            slot = self._slots[key] = Slot(loaded, scope, detector, buffer)
-            self.metrics.start(scope, config.name, config.kind)
+                buffer.current = self.windows.load(scope, slot.window_name)
+            self._slots[key] = slot
+            self.metrics.start(scope, revision, config.name, config.kind)
             online = loaded.family is Family.ONLINE_DRIFT
             if online and self.states is not None and self.states.restore(detector, slot.state_parts):
                 log.info("restored the state of %s for %s", config.name, scope)
@@ -155,12 +181,12 @@ class DetectorRunner:
 
     def process(self, records: Sequence[InferenceRecord]) -> tuple[list[InferenceRecord], list[Detection]]:
         """Score ``records``: the records with their scores, and every detection they led to."""
-        groups: dict[tuple[str, ModelRef], Pending] = defaultdict(Pending)
-        slots: dict[tuple[str, ModelRef], Slot] = {}
+        groups: dict[SlotKey, Pending] = defaultdict(Pending)
+        slots: dict[SlotKey, Slot] = {}
         for index, record in enumerate(records):
-            for loaded in self.detectors_for(record.model):
+            for loaded in self.detectors_for(record.model, record.revision):
                 slot = self._slot(loaded, record.model)
-                key = (loaded.config.name, slot.model)
+                key = slot.key
                 try:
                     part = instances(record, loaded.config)
                 except FeatureError as exc:
@@ -199,7 +225,7 @@ class DetectorRunner:
             window = slot.buffer.expire(now)
             if window is None:
                 continue
-            self._unkept.add((slot.loaded.config.name, slot.model))
+            self._unkept.add(slot.key)
             detection = self._close(slot, window)
             if detection is not None:
                 detections.append(detection)
@@ -217,7 +243,7 @@ class DetectorRunner:
         for key in self._unkept:
             slot = self._slots.get(key)
             if slot is not None and slot.buffer is not None:
-                self.windows.save(slot.model, slot.loaded.config.name, slot.buffer.current)
+                self.windows.save(slot.model, slot.window_name, slot.buffer.current)
         self._unkept.clear()
 
     def save_states(self) -> int:
@@ -267,7 +293,7 @@ class DetectorRunner:
 
     def _error(self, slot: Slot, reason: str, detail: str) -> None:
         model = slot.model
-        self.metrics.errors.labels(*model.metric_labels, slot.loaded.config.name, reason).inc()
+        self.metrics.errors(*model.metric_labels, slot.revision, slot.loaded.config.name, reason).inc()
         log.warning("%s on %s: %s", slot.loaded.config.name, model.partition_key, detail)
 
     def _predict(self, slot: Slot, x: np.ndarray[Any, Any]) -> Any:
@@ -277,7 +303,7 @@ class DetectorRunner:
             return slot.detector.predict(x)["data"]
         finally:
             model = slot.model
-            self.metrics.duration.labels(*model.metric_labels, slot.loaded.config.name).observe(
+            self.metrics.duration(*model.metric_labels, slot.revision, slot.loaded.config.name).observe(
                 time.perf_counter() - started
             )
 
@@ -319,7 +345,7 @@ class DetectorRunner:
                 )
                 start += count
                 scores[index].append(score)
-                self.metrics.scored(slot.model, score)
+                self.metrics.scored(slot.model, records[index].revision, score)
                 if score.flagged:
                     detections.append(self._flag_detection(slot, records[index], score))
 
@@ -360,7 +386,7 @@ class DetectorRunner:
     ) -> list[Detection]:
         """Add a record's rows to the slot's window; the detections of the windows they closed."""
         assert slot.buffer is not None
-        self._unkept.add((slot.loaded.config.name, slot.model))
+        self._unkept.add(slot.key)
         closed = slot.buffer.add(rows, names, record.request_id, event_time(record), now)
         return [detection for window in closed if (detection := self._close(slot, window)) is not None]
 
@@ -398,7 +424,7 @@ class DetectorRunner:
             content = hashlib.sha1(rows.tobytes(), usedforsecurity=False).hexdigest()
             outcome = outcomes.batch_drift(self._predict(slot, self._shaped(slot, rows)))
         detection = Detection(
-            id=detection_id(slot.loaded.config.name, slot.model, window.request_ids, content),
+            id=detection_id(slot.loaded.config.name, slot.model, window.request_ids, slot.revision + content),
             detector=slot.loaded.config.name,
             kind=DRIFT,
             model=slot.model,
@@ -416,6 +442,7 @@ class DetectorRunner:
             time=self.clock(),
             algorithm=slot.loaded.algorithm,
             version=slot.loaded.version,
+            revision=slot.revision,
         )
         self.metrics.drift(detection)
         return detection

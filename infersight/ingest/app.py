@@ -24,6 +24,7 @@ from infersight.eventformat import BATCH, STRUCTURED
 from infersight.ingest.metrics import IngestMetrics, SpoolCollector
 from infersight.ingest.publisher import KafkaPublisher
 from infersight.ingest.receiver import EVENT_PATHS, Receiver
+from infersight.metriclabels import RecentRevisions
 from infersight.privacy import TrafficRules
 from infersight.sinks.web import add_docs
 
@@ -140,7 +141,11 @@ def create_api(settings: Settings, registry: CollectorRegistry | None = None) ->
     receiver = Receiver(
         settings.ingest,
         publisher,
-        IngestMetrics(registry, settings.ingest.max_models_in_metrics),
+        IngestMetrics(
+            registry,
+            settings.ingest.max_models_in_metrics,
+            RecentRevisions(settings.ingest.max_revisions_in_metrics),
+        ),
         TrafficRules(settings.models, settings.ingest.max_body_bytes),
     )
     retry_after = str(settings.ingest.retry_after_seconds)

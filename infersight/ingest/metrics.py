@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from infersight.ingest.errors import RejectReason
-from infersight.records import MODEL_LABELS, ModelRef, event_type_label
+from infersight.metriclabels import RecentRevisions, Series
+from infersight.records import REVISION_LABELS, ModelRef, RawEvent, event_type_label
+from infersight.revisions import revision_of
 
 if TYPE_CHECKING:
     from infersight.ingest.publisher import KafkaPublisher
@@ -23,14 +25,21 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 class IngestMetrics:
-    """Counters labelled by event type and model, with a cap on how many models get their own series."""
+    """Counters labelled by model (and revision) and event type, with a cap on how many models get
+    their own series."""
 
-    def __init__(self, registry: CollectorRegistry, max_models: int) -> None:
-        self.events = Counter(
-            "infersight_ingest_events_total",
-            "CloudEvents acknowledged by Kafka, by event type and model.",
-            ["type", *MODEL_LABELS],
-            registry=registry,
+    def __init__(
+        self, registry: CollectorRegistry, max_models: int, revisions: RecentRevisions | None = None
+    ) -> None:
+        self.revisions = revisions or RecentRevisions()
+        self.events = Series(
+            Counter(
+                "infersight_ingest_events_total",
+                "CloudEvents acknowledged by Kafka, by model, revision and event type.",
+                [*REVISION_LABELS, "type"],
+                registry=registry,
+            ),
+            self.revisions,
         )
         self.rejected = Counter(
             "infersight_ingest_rejected_total",
@@ -38,11 +47,14 @@ class IngestMetrics:
             ["reason"],
             registry=registry,
         )
-        self.sampled = Counter(
-            "infersight_sampled_out_total",
-            "Inference events dropped by the model's sample_rate (answered 202, not stored).",
-            MODEL_LABELS,
-            registry=registry,
+        self.sampled = Series(
+            Counter(
+                "infersight_sampled_out_total",
+                "Inference events dropped by the model's sample_rate (answered 202, not stored).",
+                REVISION_LABELS,
+                registry=registry,
+            ),
+            self.revisions,
         )
         self.request_duration = Histogram(
             "infersight_ingest_request_duration_seconds",
@@ -60,7 +72,6 @@ class IngestMetrics:
             self.rejected.labels(reason=reason)
         self._max_models = max_models
         self._models: set[ModelRef] = set()
-        self._event_counters: dict[tuple[str, ModelRef], Any] = {}
 
     def _model_labels(self, model: ModelRef) -> tuple[str, str, str, str]:
         if model not in self._models:
@@ -69,16 +80,16 @@ class IngestMetrics:
             self._models.add(model)
         return model.metric_labels
 
-    def accepted(self, event_type: str, model: ModelRef) -> None:
-        counter = self._event_counters.get((event_type, model))
-        if counter is None:
-            counter = self.events.labels(event_type_label(event_type), *self._model_labels(model))
-            if len(self._event_counters) < 4 * self._max_models:
-                self._event_counters[(event_type, model)] = counter
-        counter.inc()
+    def _labels(self, event: RawEvent) -> tuple[str, ...]:
+        model_labels = self._model_labels(event.model)
+        revision = revision_of(event.attributes) if model_labels[0] != OVERFLOW else OVERFLOW
+        return self.revisions.labels(model_labels, revision)
 
-    def sampled_out(self, model: ModelRef) -> None:
-        self.sampled.labels(*self._model_labels(model)).inc()
+    def accepted(self, event: RawEvent) -> None:
+        self.events(*self._labels(event), event_type_label(event.type)).inc()
+
+    def sampled_out(self, event: RawEvent) -> None:
+        self.sampled(*self._labels(event)).inc()
 
     def rejected_for(self, reason: RejectReason) -> None:
         self.rejected.labels(reason=reason).inc()

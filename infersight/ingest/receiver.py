@@ -109,7 +109,7 @@ class Receiver:
         finally:
             self.metrics.request_duration.observe(time.perf_counter() - started)
         for event in kept:
-            self.metrics.accepted(event.type, event.model)
+            self.metrics.accepted(event)
         return 202, orjson.dumps({"accepted": len(events)}), [_JSON]
 
     def _kept(self, events: list[RawEvent]) -> list[RawEvent]:
@@ -123,7 +123,7 @@ class Receiver:
             except InvalidEvent as exc:
                 raise IngestError("malformed", f"event [{index}]: {exc}") from exc
             if allowed is None:
-                self.metrics.sampled_out(event.model)
+                self.metrics.sampled_out(event)
             else:
                 kept.append(allowed)
         return kept

@@ -62,15 +62,16 @@ def _traffic() -> Panels:
             [query(f"sum by ({BY_MODEL}) ({rate('infersight_ingest_events_total', MODEL)})", MODEL_LEGEND)],
         ),
         timeseries_panel(
-            "Records/s by endpoint: default beside canary",
-            "Inference records per second per endpoint, by how they were completed: paired (request and "
-            "response), or request/response alone when the other half never came within the pairing timeout.",
+            "Records/s by revision: default beside canary",
+            "Inference records per second per revision (read from the pod name in ce-source, else the "
+            "endpoint), by how they were completed: paired (request and response), or request/response "
+            "alone when the other half never came within the pairing timeout.",
             units.RecordsPerSecond,
             [
                 query(
-                    f"sum by (inferenceservice, component, endpoint, mode) "
+                    f"sum by (inferenceservice, component, revision, mode) "
                     f"({rate('infersight_records_total', MODEL)})",
-                    "{{inferenceservice}} {{component}} {{endpoint}} {{mode}}",
+                    "{{inferenceservice}} {{component}} {{revision}} {{mode}}",
                 )
             ],
         ),

@@ -45,6 +45,7 @@ from infersight.config import Settings
 from infersight.detectors.runner import DetectorRunner
 from infersight.detectors.windows import Window, decode_window, encode_window
 from infersight.kafkaclient import librdkafka_config
+from infersight.metriclabels import RecentRevisions
 from infersight.privacy import TrafficRules
 from infersight.records import ModelRef
 from infersight.sinks.base import Backpressure, Headers, Sink
@@ -153,7 +154,11 @@ class StreamWorker:
         config = settings.worker
         kafka = settings.kafka
         self.registry = registry or CollectorRegistry()
-        self.metrics = StreamMetrics(self.registry)
+        # One set of recent revisions for the worker's and its detectors' metrics alike.
+        revisions = runner.metrics.revisions if runner is not None else None
+        self.metrics = StreamMetrics(
+            self.registry, revisions or RecentRevisions(config.max_revisions_in_metrics)
+        )
         self.payloads = kafka.topics.payloads
         self.deadletters = DeadLetters(kafka.topics.deadletter, self.publish, self.registry)
         self.source = Source(

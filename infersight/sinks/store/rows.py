@@ -11,7 +11,6 @@ from typing import Any
 import orjson
 
 from infersight.records import ADVERSARIAL, OUTLIER, Detection, Half, InferenceRecord, Score
-from infersight.revisions import revision_of
 from infersight.sinks.store import tensors
 from infersight.sinks.store.feedback import Feedback
 from infersight.sinks.store.labels import kind_of, label_values, prediction_values
@@ -208,7 +207,7 @@ def inference_row(
         "inferenceservice": record.model.inferenceservice,
         "endpoint": record.model.endpoint,
         "component": record.model.component,
-        "revision": revision_of(attributes),
+        "revision": record.revision,
         "occurrence": occurrence_of(record) if occurrence is None else occurrence,
         "time": request["request_time"] or response["response_time"],
         "protocol": first.get("request_protocol") or first.get("response_protocol"),
@@ -359,7 +358,7 @@ def inference_values(
         model.inferenceservice,
         model.endpoint,
         model.component,
-        revision_of(attributes),
+        record.revision,
         occurrence,
         request_values[5] if request is not None else response_values[5],
         first.payload.protocol or None,
