@@ -6,6 +6,12 @@ time. In the worker the state is the stream engine's (RocksDB with a changelog t
 restarted or rebalanced worker goes on with every pending half; here it is anything with
 ``get_bytes``, ``set_bytes`` and ``delete``, which keeps the logic testable on its own.
 
+Most responses come right after their request, within one checkpoint: a half is written to the
+state only when the checkpoint closes (:meth:`Pairer.commit`, called as the engine flushes its
+sinks, before it writes the changelog and commits offsets) if it is still waiting then. A pair
+completed within one checkpoint costs the state nothing, and every half whose offset is committed
+is either handed on or in the state.
+
 Once a pair is handed on its key is free again, so a client that reuses a ``ce-id`` for its
 next inference pairs that one anew. A half that comes again, byte for byte (the same time and
 body), while its inference waits or is remembered as handed on (a producer's resend) is
@@ -147,8 +153,10 @@ class Pairer:
         self.index = PendingIndex()
         # Inferences handed on, oldest first: when, and the fingerprints of their halves.
         self._handed_on: OrderedDict[tuple[bytes, bytes], tuple[float, frozenset[int]]] = OrderedDict()
-        # Waiting halves as decoded on arrival, so that a body is parsed once.
-        self._decoded: dict[tuple[bytes, bytes], Half] = {}
+        # Waiting halves as decoded on arrival, with the bytes they were kept as: a body is parsed once.
+        self._decoded: dict[tuple[bytes, bytes], tuple[Half, bytes]] = {}
+        # Halves waiting since this checkpoint began, not in the state yet: by partition, prefix, key.
+        self._unwritten: dict[tuple[int, bytes, bytes], tuple[PendingState, Half]] = {}
         self._remembered: dict[tuple[bytes, bytes], tuple[float, frozenset[int]]] = {}
         self._expired: list[tuple[int, bytes, bytes, float]] = []
         self._paired_out: list[tuple[int, bytes, bytes, float]] = []
@@ -166,38 +174,45 @@ class Pairer:
         if self._was_handed_on(prefix, key, mark):
             self._duplicate(event)
             return []
-        # Most halves are the first of their inference: the index spares the state a look.
-        stored = state.get_bytes(key) if self.index.holds(partition, prefix, key) else None
+        slot = (partition, prefix, key)
+        unwritten = self._unwritten.get(slot)
+        other = unwritten[1] if unwritten is not None else self._stored(state, partition, prefix, key)
         records = []
-        if stored is not None:
-            other = self._waiting(prefix, key, stored)
+        if other is not None:
             if half_of(other.event) != half_of(event):
-                state.delete(key)
+                if unwritten is not None:
+                    del self._unwritten[slot]
+                else:
+                    state.delete(key)
+                    self._decoded.pop((prefix, key), None)
                 self.index.remove(partition, prefix, key)
                 self._paired_out.append((partition, prefix, key, other.received_at))
-                self._decoded.pop((prefix, key), None)
                 self._remember(prefix, key, half.received_at, frozenset({mark, fingerprint(other.event)}))
                 return [_paired(half, other)]
             if fingerprint(other.event) == mark:
                 self._duplicate(event)
                 return []
             records.append(lone_record(other))
-        state.set_bytes(key, encode_pending(event, half.received_at))
+            if unwritten is None:
+                state.delete(key)  # this half may pair before it is written: nothing of the other stays
+        self._unwritten[slot] = (state, half)
         self.index.add(partition, prefix, key, half.received_at)
-        if len(self._decoded) < MAX_DECODED:
-            self._decoded[(prefix, key)] = half
         return records
 
     def expire(
         self, state: PendingState, partition: int, prefix: bytes, key: bytes
     ) -> InferenceRecord | None:
         """The half waiting under ``key`` as a record alone; None when it paired or left meanwhile."""
-        stored = state.get_bytes(key)
-        if stored is None:
-            return None
-        half = self._waiting(prefix, key, stored)
-        state.delete(key)
-        self._decoded.pop((prefix, key), None)
+        unwritten = self._unwritten.pop((partition, prefix, key), None)
+        if unwritten is not None:
+            half = unwritten[1]
+        else:
+            stored = state.get_bytes(key)
+            if stored is None:
+                return None
+            half = self._waiting(prefix, key, stored)
+            state.delete(key)
+            self._decoded.pop((prefix, key), None)
         self._expired.append((partition, prefix, key, half.received_at))
         self._remember(prefix, key, half.received_at, frozenset({fingerprint(half.event)}))
         return lone_record(half)
@@ -215,9 +230,18 @@ class Pairer:
         """The partition went to another worker, with its state."""
         self.index.drop(partition)
         self._decoded.clear()
+        for slot in [slot for slot in self._unwritten if slot[0] == partition]:
+            del self._unwritten[slot]
 
     def commit(self, now: float) -> None:
-        """The checkpoint went through: what it handed on is remembered."""
+        """The checkpoint closes: the halves still waiting go into the state, what it handed on is
+        remembered."""
+        for (_, prefix, pending), (state, half) in self._unwritten.items():
+            blob = encode_pending(half.event, half.received_at)
+            state.set_bytes(pending, blob)
+            if len(self._decoded) < MAX_DECODED:
+                self._decoded[(prefix, pending)] = (half, blob)
+        self._unwritten.clear()
         for key, (when, marks) in self._remembered.items():
             earlier = self._handed_on.pop(key, None)
             self._handed_on[key] = (when, marks | earlier[1] if earlier else marks)
@@ -241,12 +265,21 @@ class Pairer:
         self._expired.clear()
         self._paired_out.clear()
         self._decoded.clear()
+        self._unwritten.clear()
+
+    def _stored(self, state: PendingState, partition: int, prefix: bytes, key: bytes) -> Half | None:
+        """The half waiting in the state under ``key``; most halves are the first of their
+        inference, and the index spares the state a look for them."""
+        if not self.index.holds(partition, prefix, key):
+            return None
+        stored = state.get_bytes(key)
+        return self._waiting(prefix, key, stored) if stored is not None else None
 
     def _waiting(self, prefix: bytes, key: bytes, stored: bytes) -> Half:
-        event, arrived = decode_pending(stored)
         cached = self._decoded.get((prefix, key))
-        if cached is not None and cached.received_at == arrived and cached.event.data == event.data:
-            return cached
+        if cached is not None and cached[1] == stored:
+            return cached[0]
+        event, arrived = decode_pending(stored)
         return Half(event=event, payload=self.decode(event), received_at=arrived)
 
     def _was_handed_on(self, prefix: bytes, key: bytes, mark: int) -> bool:
