@@ -59,3 +59,44 @@ def test_the_least_recently_seen_revision_leaves_every_series_of_it() -> None:
     assert value("records_total", "iris-00002", mode="paired") == 1.0
     assert value("records_total", "iris-00001", mode="paired") is None
     assert value("flagged_total", "iris-00001") is None
+
+
+def test_the_lag_histogram_counts_each_bucket_and_forgets_old_revisions() -> None:
+    import time
+
+    from infersight.records import RawEvent
+    from infersight.streams.metrics import StreamMetrics
+    from infersight.times import format_time
+
+    registry = CollectorRegistry()
+    metrics = StreamMetrics(registry, RecentRevisions(limit=1))
+
+    def event(revision: str, lag: float) -> RawEvent:
+        attributes = {
+            "time": format_time(time.time() - lag),
+            "namespace": "models",
+            "inferenceservicename": "iris",
+            "revision": revision,
+        }
+        return RawEvent(attributes=attributes, data=b"")
+
+    for lag in (0.0, 3.0, 3.0, 7200.0):
+        metrics.observe_lag(event("iris-00001", lag), event("iris-00001", lag).model)
+    labels = {
+        "namespace": "models",
+        "inferenceservice": "iris",
+        "component": "",
+        "endpoint": "",
+        "revision": "iris-00001",
+    }
+
+    def bucket(le: str) -> float | None:
+        return registry.get_sample_value("infersight_event_lag_seconds_bucket", {**labels, "le": le})
+
+    assert (bucket("0.01"), bucket("2.5"), bucket("5.0"), bucket("3600.0"), bucket("+Inf")) == (1, 1, 3, 3, 4)
+    assert registry.get_sample_value("infersight_event_lag_seconds_count", labels) == 4
+    assert 7205 < (registry.get_sample_value("infersight_event_lag_seconds_sum", labels) or 0) < 7210
+    metrics.observe_lag(event("iris-00002", 1.0), event("iris-00002", 1.0).model)
+    assert registry.get_sample_value("infersight_event_lag_seconds_count", labels) is None
+    newer = {**labels, "revision": "iris-00002"}
+    assert registry.get_sample_value("infersight_event_lag_seconds_count", newer) == 1

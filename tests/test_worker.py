@@ -265,7 +265,10 @@ def test_worker_metrics(pipeline: Pipeline) -> None:
     event_id = str(uuid.uuid4())
     pipeline.post(kserve_headers(event_id, "request"), KSERVE_V1_REQUEST)
     pipeline.post(kserve_headers(event_id, "response"), KSERVE_V1_RESPONSE)
+    lone_id = str(uuid.uuid4())
+    pipeline.post(kserve_headers(lone_id, "request"), KSERVE_V1_REQUEST)  # its response never comes
     pipeline.record(event_id)
+    assert pipeline.record(lone_id)["mode"] == "request"
     text = httpx.get(pipeline.worker.metrics_url, timeout=10).text
     model = 'component="predictor",endpoint="canary",inferenceservice="iris"'
     served = 'namespace="models",revision="canary"'
