@@ -9,7 +9,7 @@ the metrics, so ``/metrics`` holds at most ``limit`` revisions of any model.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from prometheus_client.metrics import MetricWrapperBase
@@ -27,6 +27,10 @@ class RecentRevisions:
         self.limit = limit
         self._seen: dict[tuple[str, ...], OrderedDict[str, None]] = {}
         self._forgetters: list[Forget] = []
+
+    def series(self, metric: MetricWrapperBase) -> Series:
+        """``metric``'s children, each of a revision this forgets removed with it."""
+        return Series(metric, self)
 
     def on_forget(self, forget: Forget) -> None:
         """Call ``forget(model labels + (revision,))`` when a revision leaves the recent ones."""
@@ -69,7 +73,12 @@ class Series:
 
     def forget(self, prefix: tuple[str, ...]) -> None:
         """Remove every series whose first label values are ``prefix``."""
-        width = len(prefix)
-        for labels in [labels for labels in self._children if labels[:width] == prefix]:
+        for labels in starting_with(self._children, prefix):
             del self._children[labels]
             self.metric.remove(*labels)
+
+
+def starting_with(keys: Iterable[tuple[str, ...]], prefix: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """The label values among ``keys`` whose first values are ``prefix``: a forgotten revision's."""
+    width = len(prefix)
+    return [labels for labels in keys if labels[:width] == prefix]

@@ -434,6 +434,17 @@ def test_a_window_survives_encoding_as_it_was() -> None:
     assert empty.count == 0 and empty.chunks == [] and empty.first_time == float("inf")
 
 
+def ks_window(name: str, reference: str) -> dict[str, Any]:
+    """A KSDrift fitted on ``reference``, testing windows of 50."""
+    return {
+        "name": name,
+        "kind": "drift",
+        "algorithm": "KSDrift",
+        "reference": reference,
+        "window": {"size": 50},
+    }
+
+
 def test_a_detector_configured_for_a_component_sees_that_component_alone(tmp_path: Path) -> None:
     """The transformer's entry replaces the service-wide one for the transformer; the others keep it.
 
@@ -442,18 +453,12 @@ def test_a_detector_configured_for_a_component_sees_that_component_alone(tmp_pat
     reference, held_out = breast_cancer()
     uri = save_reference(tmp_path, reference, ".npy")
 
-    def ks(name: str) -> dict[str, Any]:
-        return {
-            "name": name,
-            "kind": "drift",
-            "algorithm": "KSDrift",
-            "reference": uri,
-            "window": {"size": 50},
-        }
-
-    service = ModelConfig(namespace=NAMESPACE, inferenceservice="m", detectors=[ks("ks-all")])
+    service = ModelConfig(namespace=NAMESPACE, inferenceservice="m", detectors=[ks_window("ks-all", uri)])
     transformer = ModelConfig(
-        namespace=NAMESPACE, inferenceservice="m", component="transformer", detectors=[ks("ks-transformer")]
+        namespace=NAMESPACE,
+        inferenceservice="m",
+        component="transformer",
+        detectors=[ks_window("ks-transformer", uri)],
     )
     runner = DetectorRunner(
         load_all([service, transformer], tmp_path / "cache"), DetectorMetrics(CollectorRegistry(), 100)
@@ -479,18 +484,11 @@ def test_an_entry_naming_a_revision_watches_that_revision_alone(tmp_path: Path) 
     reference, held_out = breast_cancer()
     uri = save_reference(tmp_path, reference, ".npy")
 
-    def ks(name: str) -> dict[str, Any]:
-        return {
-            "name": name,
-            "kind": "drift",
-            "algorithm": "KSDrift",
-            "reference": uri,
-            "window": {"size": 50},
-        }
-
     old, new = "m-predictor-00001", "m-predictor-00002"
-    service = ModelConfig(namespace=NAMESPACE, inferenceservice="m", detectors=[ks("ks")])
-    rollout = ModelConfig(namespace=NAMESPACE, inferenceservice="m", revision=new, detectors=[ks("ks")])
+    service = ModelConfig(namespace=NAMESPACE, inferenceservice="m", detectors=[ks_window("ks", uri)])
+    rollout = ModelConfig(
+        namespace=NAMESPACE, inferenceservice="m", revision=new, detectors=[ks_window("ks", uri)]
+    )
     registry = CollectorRegistry()
     runner = DetectorRunner(load_all([service, rollout], tmp_path / "cache"), DetectorMetrics(registry, 100))
     served_by_old = records("m", held_out[:50], source=f"{old}-deployment-7c9f8b6d5-x2x4p")

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.metrics import MetricWrapperBase
 
-from infersight.metriclabels import RecentRevisions, Series
+from infersight.metriclabels import RecentRevisions
 from infersight.records import DRIFT, OUTLIER, REVISION_LABELS, Detection, ModelRef, Score
 
 DETECTOR_LABELS = (*REVISION_LABELS, "detector")
@@ -22,10 +21,7 @@ class DetectorMetrics:
     ) -> None:
         self.max_features = max_features
         self.revisions = revisions or RecentRevisions()
-
-        def series(metric: MetricWrapperBase) -> Series:
-            return Series(metric, self.revisions)
-
+        series = self.revisions.series
         self.outliers = series(
             Counter(
                 "infersight_outliers_total",

@@ -11,7 +11,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from infersight.ingest.errors import RejectReason
-from infersight.metriclabels import RecentRevisions, Series
+from infersight.metriclabels import RecentRevisions
 from infersight.records import REVISION_LABELS, ModelRef, RawEvent, event_type_label
 from infersight.revisions import revision_of
 
@@ -32,14 +32,13 @@ class IngestMetrics:
         self, registry: CollectorRegistry, max_models: int, revisions: RecentRevisions | None = None
     ) -> None:
         self.revisions = revisions or RecentRevisions()
-        self.events = Series(
+        self.events = self.revisions.series(
             Counter(
                 "infersight_ingest_events_total",
                 "CloudEvents acknowledged by Kafka, by model, revision and event type.",
                 [*REVISION_LABELS, "type"],
                 registry=registry,
-            ),
-            self.revisions,
+            )
         )
         self.rejected = Counter(
             "infersight_ingest_rejected_total",
@@ -47,14 +46,13 @@ class IngestMetrics:
             ["reason"],
             registry=registry,
         )
-        self.sampled = Series(
+        self.sampled = self.revisions.series(
             Counter(
                 "infersight_sampled_out_total",
                 "Inference events dropped by the model's sample_rate (answered 202, not stored).",
                 REVISION_LABELS,
                 registry=registry,
-            ),
-            self.revisions,
+            )
         )
         self.request_duration = Histogram(
             "infersight_ingest_request_duration_seconds",

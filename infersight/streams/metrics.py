@@ -9,10 +9,9 @@ from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import HistogramMetricFamily, Metric
-from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
-from infersight.metriclabels import RecentRevisions, Series
+from infersight.metriclabels import RecentRevisions, starting_with
 from infersight.records import REVISION_LABELS, InferenceRecord, ModelRef, RawEvent
 from infersight.revisions import revision_of
 from infersight.streams.decode import Undecodable
@@ -49,8 +48,7 @@ class LagHistogram(Collector):
         counts[-1] += seconds
 
     def forget(self, prefix: tuple[str, ...]) -> None:
-        width = len(prefix)
-        for labels in [labels for labels in self._series if labels[:width] == prefix]:
+        for labels in starting_with(self._series, prefix):
             del self._series[labels]
 
     def describe(self) -> Iterator[Metric]:
@@ -70,10 +68,7 @@ class StreamMetrics:
 
     def __init__(self, registry: CollectorRegistry, revisions: RecentRevisions | None = None) -> None:
         self.revisions = revisions or RecentRevisions()
-
-        def series(metric: MetricWrapperBase) -> Series:
-            return Series(metric, self.revisions)
-
+        series = self.revisions.series
         self.records = series(
             Counter(
                 "infersight_records_total",
