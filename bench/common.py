@@ -12,6 +12,9 @@ import queue
 import random
 import signal
 import socket
+import subprocess
+import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
@@ -159,6 +162,61 @@ class ConsumerLag:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+class Profiler:
+    """``py-spy record`` of one process for ``seconds`` once started, by function.
+
+    ``.txt`` gets py-spy's raw collapsed stacks, of which the functions with the most samples on
+    top of the busiest thread's stack (own time) are printed; any other name gets a flame graph.
+    """
+
+    def __init__(self, output: Path, seconds: int, since: str) -> None:
+        self.output = output
+        self.seconds = seconds
+        self.since = since
+        self.process: subprocess.Popen[str] | None = None
+
+    def start(self, pid: int) -> None:
+        self.output.parent.mkdir(parents=True, exist_ok=True)
+        raw = self.output.suffix == ".txt"
+        command = [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid), "--function"]
+        command += ["-d", str(self.seconds), "-o", str(self.output), "--threads"]
+        command += ["--format", "raw" if raw else "flamegraph"]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def finish(self) -> None:
+        if self.process is None:
+            console.print("[yellow]py-spy never started[/]")
+            return
+        try:
+            _, errors = self.process.communicate(timeout=self.seconds + 30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            _, errors = self.process.communicate()
+        if self.process.returncode:
+            console.print(f"[yellow]py-spy exited with {self.process.returncode}:[/] {errors[-500:]}")
+        elif self.output.suffix == ".txt":
+            self.show_own_time()
+
+    def show_own_time(self, top: int = 30) -> None:
+        """Per thread, the samples; for the busiest, the functions on top of its stacks (own time)."""
+        own: dict[str, Counter[str]] = {}
+        for line in self.output.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            if not stack or not count.isdigit():
+                continue
+            frames = stack.split(";")
+            own.setdefault(frames[0], Counter())[frames[-1]] += int(count)
+        threads = sorted(own.items(), key=lambda item: -sum(item[1].values()))
+        for thread, counts in threads:
+            console.print(f"py-spy {thread}: {sum(counts.values()):,} samples", highlight=False)
+        if threads:
+            _, counts = threads[0]
+            total = sum(counts.values())
+            console.print(f"own time in the busiest thread ({self.seconds}s from {self.since}):")
+            for frame, samples in counts.most_common(top):
+                console.print(f"  {samples / total:6.1%}  {frame}", highlight=False)
 
 
 def write_json(path: Path, figures: dict[str, Any]) -> None:

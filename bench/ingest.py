@@ -8,7 +8,8 @@ in its own process sends the same records (same body, key and headers) with the 
 each sender awaiting its delivery report as the ingest does. It also checks that every
 acknowledged event is in the topic.
 
-    python bench/ingest.py [--seconds 15] [--connections 64] [--bootstrap HOST:PORT] [--json PATH]
+    python bench/ingest.py [--seconds 15] [--connections 5,64] [--profile PATH] [--bootstrap HOST:PORT]
+                           [--json PATH]
 
 Without ``--bootstrap`` or ``$KAFKA_BOOTSTRAP_SERVERS`` it starts the project's local broker in a
 temporary folder and stops it at the end.
@@ -40,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from common import (
+    Profiler,
     add_common_arguments,
     exit_on_sigterm,
     free_ports,
@@ -118,8 +120,8 @@ class Template:
 @contextlib.contextmanager
 def ingest_process(
     bootstrap: str, topic: str, port: int, log_path: Path, linger_ms: int, spool: Path
-) -> Iterator[str]:
-    """Run ``infersight ingest`` producing to ``topic``; yield its URL once /readyz answers 200."""
+) -> Iterator[tuple[str, int]]:
+    """Run ``infersight ingest`` producing to ``topic``; yield its URL and pid once /readyz answers 200."""
     env = {
         **os.environ,
         "INFERSIGHT_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
@@ -136,7 +138,7 @@ def ingest_process(
         process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
     try:
         wait_until_ready(process, url + "readyz", log_path)
-        yield url
+        yield url, process.pid
     finally:
         stop(process, timeout=30)
 
@@ -471,22 +473,45 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=100_000,
         help="events written to a spool and drained by an ingest, against a bare producer (0: skip)",
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="py-spy records each measured ingest run to PATH-<senders> (.txt: own time printed; "
+        "else a flame graph); its figures are then disturbed",
+    )
     add_common_arguments(parser, DEFAULT_JSON, "ingest's")
     return parser.parse_args(argv)
 
 
 def measure_ingest(
-    bootstrap: str, topic: str, port: int, connections: int, seconds: int, linger_ms: int, tmp: Path
+    bootstrap: str,
+    topic: str,
+    port: int,
+    connections: int,
+    seconds: int,
+    linger_ms: int,
+    tmp: Path,
+    profile: Path | None = None,
 ) -> tuple[WrkResult, int]:
-    """Warm-up and measured wrk runs against a fresh ingest: the measured run and all 2xx answers."""
+    """Warm-up and measured wrk runs against a fresh ingest: the measured run and all 2xx answers.
+
+    With ``profile``, py-spy records the ingest during the measured run (its figures are disturbed).
+    """
     stamp = topic.rsplit(".", 1)[-1]
     with ingest_process(
         bootstrap, topic, port, tmp / f"ingest-{connections}.log", linger_ms, tmp / f"spool-{connections}"
-    ) as url:
+    ) as (url, pid):
         console.print(f"ingest at {url} → topic {topic}; wrk warm-up {WARMUP_SECONDS}s …")
         warmup = run_wrk(url, WARMUP_SECONDS, connections, f"warmup-{stamp}")
         console.print(f"wrk {seconds}s, {connections} connections …")
+        profiler = None
+        if profile is not None:
+            output = profile.with_name(f"{profile.stem}-{connections}{profile.suffix}")
+            profiler = Profiler(output, seconds, f"the start of the {connections}-sender run")
+            profiler.start(pid)
         measured = run_wrk(url, seconds, connections, f"run-{stamp}")
+        if profiler is not None:
+            profiler.finish()
     return measured, warmup.acknowledged + measured.acknowledged
 
 
@@ -535,7 +560,7 @@ def measure_drain(
     # A spool file is drained by the next ingest only once nobody holds it: fill it from this process.
     append_s = fill_spool(folder, template, events)
     console.print(f"spooled {events:,} events in {append_s:.1f}s; draining with a fresh ingest …")
-    with ingest_process(bootstrap, topic, port, tmp / "ingest-drain.log", linger_ms, folder) as url:
+    with ingest_process(bootstrap, topic, port, tmp / "ingest-drain.log", linger_ms, folder) as (url, _):
         # The clock starts at the first sight of the drain under way (start-up is not the drain's).
         while (left := spool_events_left(url)) is None or left >= events:
             time.sleep(0.01)
@@ -603,7 +628,14 @@ def main(argv: list[str] | None = None) -> int:
             topics = KafkaConfig.model_validate({"bootstrap_servers": bootstrap, "partitions": PARTITIONS})
             ensure_topics(topics, [ingest_topic, baseline_topic])
             measured, acknowledged = measure_ingest(
-                bootstrap, ingest_topic, port, connections, args.seconds, args.linger_ms, Path(tmp)
+                bootstrap,
+                ingest_topic,
+                port,
+                connections,
+                args.seconds,
+                args.linger_ms,
+                Path(tmp),
+                args.profile,
             )
             records = records_in(bootstrap, ingest_topic)
             template = first_record(bootstrap, ingest_topic)

@@ -75,6 +75,7 @@ from typing import Any
 
 import orjson
 from common import (
+    Profiler,
     add_common_arguments,
     exit_on_sigterm,
     free_ports,
@@ -667,60 +668,6 @@ def time_by_commits(
     )
 
 
-class Profiler:
-    """``py-spy record`` of the worker for ``PROFILE_SECONDS`` from its first commit, by function.
-
-    ``.txt`` gets py-spy's raw collapsed stacks, of which the functions with the most samples on
-    top of the main thread's stack (own time) are printed; any other name gets a flame graph.
-    """
-
-    def __init__(self, output: Path) -> None:
-        self.output = output
-        self.process: subprocess.Popen[str] | None = None
-
-    def start(self, pid: int) -> None:
-        self.output.parent.mkdir(parents=True, exist_ok=True)
-        raw = self.output.suffix == ".txt"
-        command = [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid), "--function"]
-        command += ["-d", str(PROFILE_SECONDS), "-o", str(self.output), "--threads"]
-        command += ["--format", "raw" if raw else "flamegraph"]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-    def finish(self) -> None:
-        if self.process is None:
-            console.print("[yellow]py-spy never started: the worker committed everything at once[/]")
-            return
-        try:
-            _, errors = self.process.communicate(timeout=PROFILE_SECONDS + 30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            _, errors = self.process.communicate()
-        if self.process.returncode:
-            console.print(f"[yellow]py-spy exited with {self.process.returncode}:[/] {errors[-500:]}")
-        elif self.output.suffix == ".txt":
-            show_own_time(self.output)
-
-
-def show_own_time(raw: Path, top: int = 30) -> None:
-    """Per thread, the samples; for the busiest, the functions on top of its stacks (own time)."""
-    own: dict[str, Counter[str]] = {}
-    for line in raw.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        frames = stack.split(";")
-        own.setdefault(frames[0], Counter())[frames[-1]] += int(count)
-    threads = sorted(own.items(), key=lambda item: -sum(item[1].values()))
-    for thread, counts in threads:
-        console.print(f"py-spy {thread}: {sum(counts.values()):,} samples", highlight=False)
-    if threads:
-        _, counts = threads[0]
-        total = sum(counts.values())
-        console.print(f"own time in the busiest thread ({PROFILE_SECONDS}s from the first commit):")
-        for frame, samples in counts.most_common(top):
-            console.print(f"  {samples / total:6.1%}  {frame}", highlight=False)
-
-
 @dataclass
 class WorkerRun:
     """A timed worker and what it left behind."""
@@ -778,7 +725,7 @@ def measure_worker(
     with worker_process(
         bootstrap, topics, port, state, log_path, extra, partitions=TOPIC_PARTITIONS, records_topic=False
     ) as process:
-        profiler = Profiler(profile) if profile is not None else None
+        profiler = Profiler(profile, PROFILE_SECONDS, "the first commit") if profile is not None else None
         timed = time_by_commits(process, bootstrap, topics.worker_group, topic, port, log_path, profiler)
         samples = scrape(port)
         if profiler is not None:

@@ -6,10 +6,11 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client import CollectorRegistry, Counter, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from infersight.histograms import SingleWriterHistogram
 from infersight.ingest.errors import RejectReason
 from infersight.metriclabels import RecentRevisions
 from infersight.records import REVISION_LABELS, ModelRef, RawEvent, event_type_label
@@ -54,11 +55,12 @@ class IngestMetrics:
                 registry=registry,
             )
         )
-        self.request_duration = Histogram(
+        self.request_duration = SingleWriterHistogram(
             "infersight_ingest_request_duration_seconds",
             "Time from receiving a request to answering it.",
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-            registry=registry,
+            (),
+            (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry,
         )
         for reason in (
             "malformed",

@@ -22,6 +22,7 @@ import logging
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from functools import partial
 from typing import Any, cast
@@ -44,6 +45,8 @@ _RECONNECT_SECONDS = 1.0
 _DRAIN_CHUNK = 5000
 _IDLE_DRAIN_SECONDS = 0.01
 _ORPHAN_SCAN_SECONDS = 5.0
+#: How often waits past their deadline are failed; a wait lasts at most this much past the timeout.
+_EXPIRY_TICK_SECONDS = 0.05
 
 
 class Acks:
@@ -83,6 +86,9 @@ class KafkaPublisher:
         self._producer: Producer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reports: list[Delivery] = []
+        #: Waits for acknowledgements in the order they began, so in the order of their deadlines.
+        self._waits: deque[tuple[float, Acks]] = deque()
+        self._expiry: asyncio.Task[None] | None = None
         self._polling = False
         self._poller: threading.Thread | None = None
         self._all_down = False
@@ -111,7 +117,7 @@ class KafkaPublisher:
 
     async def stop(self) -> None:
         """Flush what waits for Kafka; what the spool still holds stays on disk for the next ingest."""
-        for task in (self._watch, self._orphans, self._drain):
+        for task in (self._watch, self._orphans, self._drain, self._expiry):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -223,8 +229,8 @@ class KafkaPublisher:
                     headers=cast(Headers, to_kafka_headers(event.attributes, event.content_encoding)),
                     on_delivery=delivered,
                 )
-            async with asyncio.timeout(self.timeout):
-                await acks.done
+            self._wait_for(acks)
+            await acks.done
         except BufferError as exc:
             raise IngestError("kafka_unavailable", "the producer's queue is full") from exc
         except (KafkaException, TimeoutError) as exc:
@@ -232,6 +238,25 @@ class KafkaPublisher:
             raise IngestError("kafka_unavailable", f"Kafka did not acknowledge the event: {reason}") from exc
         finally:
             self.in_flight -= len(events)
+
+    def _wait_for(self, acks: Acks) -> None:
+        """Give ``acks`` its deadline; one timer for every wait costs less per request than one each."""
+        assert self._loop is not None
+        self._waits.append((self._loop.time() + self.timeout, acks))
+        if self._expiry is None or self._expiry.done():
+            self._expiry = asyncio.create_task(self._expire_waits())
+
+    async def _expire_waits(self) -> None:
+        """Fail the waits Kafka has not acknowledged by their deadline, as long as any wait."""
+        assert self._loop is not None
+        waits = self._waits
+        while waits:
+            now = self._loop.time()
+            while waits and (waits[0][1].done.done() or waits[0][0] <= now):
+                _, acks = waits.popleft()
+                if not acks.done.done():
+                    acks.done.set_exception(TimeoutError())
+            await asyncio.sleep(_EXPIRY_TICK_SECONDS)
 
     async def _to_spool(self, spool: Spool, events: Sequence[RawEvent]) -> None:
         """Keep ``events`` on disk for the drain; 503 only when the spool cannot take them either."""

@@ -107,7 +107,7 @@ class Receiver:
             extra = [(b"retry-after", self.retry_after)] if exc.status == 503 else []
             return exc.status, orjson.dumps({"error": exc.message}), [_JSON, *extra]
         finally:
-            self.metrics.request_duration.observe(time.perf_counter() - started)
+            self.metrics.request_duration.observe((), time.perf_counter() - started)
         for event in kept:
             self.metrics.accepted(event)
         return 202, orjson.dumps({"accepted": len(events)}), [_JSON]
