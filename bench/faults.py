@@ -51,6 +51,10 @@ SCENARIOS = {
         "test_kafka_outage.py",
         "test_broker_outage_every_event_is_spooled_acknowledged_and_stored",
     ),
+    "broker-hangs": (
+        "test_kafka_outage.py",
+        "test_a_hung_broker_is_noticed_by_the_deadline_and_its_events_spooled",
+    ),
     "ingest-restart": ("test_ingest_restart.py", "test_an_ingest_restarted_under_traffic_loses_no_event"),
     "ingest-killed-spooling": (
         "test_kafka_outage.py",

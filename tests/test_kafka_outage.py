@@ -49,6 +49,8 @@ def kafka_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[st
 #: How long the broker stays away, and the senders' pace: 5 senders, at most 100 events/s each.
 OUTAGE_SECONDS = 30.0
 SENDERS, PAUSE = 5, 0.01
+#: How long the broker hangs: several times the ingest's deadline.
+HANG_SECONDS = 8.0
 
 
 @contextlib.contextmanager
@@ -207,3 +209,42 @@ def test_an_ingest_killed_while_it_spools_drains_its_spool_when_started_again(tm
             check_outage_outcome(
                 "ingest killed while spooling", bootstrap, topic, store, traffic, ingest_died=True
             )
+
+
+def test_a_hung_broker_is_noticed_by_the_deadline_and_its_events_spooled(tmp_path: Path) -> None:
+    """SIGSTOP: the broker keeps its connections open and answers nothing, so no client error comes;
+    each request still gets its 202 from the spool once its wait for Kafka passes the deadline."""
+    timeout = 1.0
+    with own_broker(tmp_path) as (env, bootstrap):
+        broker = int((Path(env["INFERSIGHT_LOCAL_KAFKA__STATE_DIR"]) / "kafka.pid").read_text())
+        topic = f"test.hung.{uuid.uuid4().hex[:8]}"
+        store = tmp_path / "store.db"
+        with (
+            run_ingest(
+                bootstrap, topic, tmp_path, INFERSIGHT_INGEST__KAFKA_TIMEOUT_SECONDS=str(timeout)
+            ) as ingest,
+            ready_worker(bootstrap, topic, tmp_path, store),
+        ):
+            with Traffic(ingest.url, senders=SENDERS, pause=PAUSE) as traffic:
+                wait_until(lambda: traffic.count()[202] >= 200, 60, "traffic before the broker hangs")
+                os.kill(broker, signal.SIGSTOP)
+                hung_at = time.monotonic()
+                try:
+                    wait_until(
+                        lambda: (
+                            spool_figures(ingest.url)["infersight_ingest_spool_events"] >= 300
+                            and time.monotonic() > hung_at + HANG_SECONDS
+                        ),
+                        60,
+                        f"{HANG_SECONDS:.0f} s of a hung broker and 300 events spooled",
+                    )
+                finally:
+                    os.kill(broker, signal.SIGCONT)
+                wait_until(
+                    lambda: spool_figures(ingest.url)["infersight_ingest_spool_events"] == 0, 120, "the drain"
+                )
+                more = traffic.count()[202] + 100
+                wait_until(lambda: traffic.count()[202] >= more, 60, "traffic after the drain")
+            # Without the deadline a request would wait for librdkafka's socket timeout (60 s).
+            assert traffic.slowest < timeout + 5, traffic.slowest
+            check_outage_outcome("hung broker", bootstrap, topic, store, traffic, ingest_died=False)

@@ -29,6 +29,8 @@ class Traffic:
         self.retry_after: set[str] = set()
         #: Why posts got no answer, by exception type.
         self.errors: Counter[str] = Counter()
+        #: Seconds the slowest answer took.
+        self.slowest = 0.0
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads = [threading.Thread(target=self._send) for _ in range(senders)]
@@ -47,6 +49,7 @@ class Traffic:
                             self.errors[f"{type(exc).__name__}: {exc}"] += 1
                         continue
                     statuses.append(answer.status_code)
+                    self.slowest = max(self.slowest, answer.elapsed.total_seconds())
                     if answer.status_code == 503:
                         with self._lock:
                             self.retry_after.add(answer.headers.get("retry-after", ""))
