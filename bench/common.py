@@ -97,6 +97,15 @@ def run_in_process(target: Callable[..., None], args: tuple[Any, ...], what: str
         process.join()
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time of a process (all its threads) so far, from /proc; None once gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_bytes(pid: int) -> int | None:
     """Resident memory of a process and its descendants (psutil if installed, else /proc); None once gone."""
     try:

@@ -43,6 +43,7 @@ from typing import Any
 from common import (
     Profiler,
     add_common_arguments,
+    cpu_seconds,
     exit_on_sigterm,
     free_ports,
     kafka_broker,
@@ -83,6 +84,8 @@ class WrkResult:
     p99_ms: float
     non_2xx: int
     socket_errors: int
+    #: CPU seconds the ingest process (all its threads) used during the run; None if unread.
+    cpu_s: float | None = None
 
     @property
     def acknowledged(self) -> int:
@@ -92,6 +95,11 @@ class WrkResult:
     @property
     def events_per_s(self) -> float:
         return self.acknowledged / self.duration_s
+
+    @property
+    def cpu_us_per_event(self) -> float | None:
+        """The ingest's CPU per acknowledged event: steadier than its rate on a shared machine."""
+        return None if self.cpu_s is None or not self.acknowledged else self.cpu_s / self.acknowledged * 1e6
 
 
 @dataclass(frozen=True)
@@ -449,6 +457,7 @@ def report_row(table: Table, connections: int, ingest: WrkResult, base: Baseline
             **asdict(ingest),
             "acknowledged": ingest.acknowledged,
             "events_per_s": ingest.events_per_s,
+            "cpu_us_per_event": ingest.cpu_us_per_event,
         },
         "baseline": {**asdict(base), "events_per_s": base.events_per_s},
         "ratio": ratio,
@@ -512,7 +521,11 @@ def measure_ingest(
             output = profile.with_name(f"{profile.stem}-{connections}{profile.suffix}")
             profiler = Profiler(output, seconds, f"the start of the {connections}-sender run")
             profiler.start(pid)
+        cpu_before = cpu_seconds(pid)
         measured = run_wrk(url, seconds, connections, f"run-{stamp}")
+        cpu_after = cpu_seconds(pid)
+        if cpu_before is not None and cpu_after is not None:
+            measured = dataclasses.replace(measured, cpu_s=cpu_after - cpu_before)
         if profiler is not None:
             profiler.finish()
     return measured, warmup.acknowledged + measured.acknowledged
@@ -691,6 +704,9 @@ def main(argv: list[str] | None = None) -> int:
             console.print(
                 f"{connections} senders: {name} {aim['got']:,.2f}, aim {aim['aim']:,}: {verdict(aim['met'])}"
             )
+        cpu = row["ingest"]["cpu_us_per_event"]
+        if cpu is not None:
+            console.print(f"{connections} senders: ingest CPU {cpu:.0f} µs per event (all its threads)")
         console.print(
             f"{connections} senders: non-2xx {row['non_2xx']:,}, socket errors {row['socket_errors']:,}, "
             f"acknowledged {row['acknowledged_including_warmup']:,}, in the topic {row['records_in_topic']:,}"

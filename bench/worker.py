@@ -77,6 +77,7 @@ import orjson
 from common import (
     Profiler,
     add_common_arguments,
+    cpu_seconds,
     exit_on_sigterm,
     free_ports,
     kafka_broker,
@@ -286,15 +287,6 @@ def worker_process(
         yield process
     finally:
         stop(process, timeout=30)
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User plus system CPU time of a process (all its threads) so far, from /proc; None once gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def log_problems(path: Path, keep: int = 8) -> list[str]:
