@@ -141,8 +141,9 @@ def validate_attributes(attributes: Mapping[str, str]) -> None:
     """Every rule of the CloudEvents specification for one event's attribute texts.
 
     :func:`check_attributes`, and the optional attributes of the event's spec version non-empty:
-    the rules the SDK's event classes apply, held in one place at a tenth of their cost per
-    request (``tests/test_eventformat.py`` holds them to the SDK's verdicts).
+    the rules the SDK's event classes apply, held in one place at a quarter of their cost per
+    request (2.2 µs against 8.9 for a KServe event); ``tests/test_eventformat.py`` holds them to
+    the SDK's verdicts.
     """
     check_attributes(attributes)
     for name in _NON_EMPTY_OPTIONAL[attributes["specversion"]]:

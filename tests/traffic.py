@@ -49,9 +49,9 @@ class Traffic:
                             self.errors[f"{type(exc).__name__}: {exc}"] += 1
                         continue
                     statuses.append(answer.status_code)
-                    self.slowest = max(self.slowest, answer.elapsed.total_seconds())
-                    if answer.status_code == 503:
-                        with self._lock:
+                    with self._lock:
+                        self.slowest = max(self.slowest, answer.elapsed.total_seconds())
+                        if answer.status_code == 503:
                             self.retry_after.add(answer.headers.get("retry-after", ""))
                 with self._lock:
                     self.answers[event_id] = statuses
