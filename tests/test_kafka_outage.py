@@ -227,6 +227,8 @@ def test_a_hung_broker_is_noticed_by_the_deadline_and_its_events_spooled(tmp_pat
         ):
             with Traffic(ingest.url, senders=SENDERS, pause=PAUSE) as traffic:
                 wait_until(lambda: traffic.count()[202] >= 200, 60, "traffic before the broker hangs")
+                # The worker must hold its partitions first: this tests the ingest's deadline.
+                wait_stored(f"sqlite:///{store}", set(sorted(traffic.acknowledged())[:100]), timeout=60)
                 os.kill(broker, signal.SIGSTOP)
                 hung_at = time.monotonic()
                 try:
