@@ -55,6 +55,10 @@ SCENARIOS = {
         "test_kafka_outage.py",
         "test_a_hung_broker_is_noticed_by_the_deadline_and_its_events_spooled",
     ),
+    "broker-hangs-at-join": (
+        "test_kafka_outage.py",
+        "test_a_broker_that_hangs_while_a_worker_joins_its_group_holds_nothing_back",
+    ),
     "ingest-restart": ("test_ingest_restart.py", "test_an_ingest_restarted_under_traffic_loses_no_event"),
     "ingest-killed-spooling": (
         "test_kafka_outage.py",

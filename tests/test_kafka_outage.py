@@ -250,3 +250,41 @@ def test_a_hung_broker_is_noticed_by_the_deadline_and_its_events_spooled(tmp_pat
             # Without the deadline a request would wait for librdkafka's socket timeout (60 s).
             assert traffic.slowest < timeout + 5, traffic.slowest
             check_outage_outcome("hung broker", bootstrap, topic, store, traffic, ingest_died=False)
+
+
+def test_a_broker_that_hangs_while_a_worker_joins_its_group_holds_nothing_back(tmp_path: Path) -> None:
+    """The broker freezes just as a worker starts (topics checked, the group being joined): once it
+    answers again, the worker takes its partitions and stores every acknowledged inference once."""
+    with own_broker(tmp_path) as (env, bootstrap):
+        broker = int((Path(env["INFERSIGHT_LOCAL_KAFKA__STATE_DIR"]) / "kafka.pid").read_text())
+        topic = f"test.hungjoin.{uuid.uuid4().hex[:8]}"
+        store = tmp_path / "store.db"
+        with (
+            run_ingest(bootstrap, topic, tmp_path, INFERSIGHT_INGEST__KAFKA_TIMEOUT_SECONDS="1") as ingest,
+            contextlib.ExitStack() as workers,  # the worker outlives the traffic, to store its tail
+        ):
+            with Traffic(ingest.url, senders=SENDERS, pause=PAUSE) as traffic:
+                wait_until(lambda: traffic.count()[202] >= 200, 60, "traffic before the worker starts")
+                worker = workers.enter_context(
+                    run_worker(
+                        bootstrap,
+                        topic,
+                        tmp_path,
+                        INFERSIGHT_STORE__URL=f"sqlite:///{store}",
+                        INFERSIGHT_WORKER__PAIRING_TIMEOUT_SECONDS="1",
+                        INFERSIGHT_WORKER__BATCH_SECONDS="0.2",
+                    )
+                )
+                wait_until(lambda: "consuming" in worker.log.read_text(), 120, "the worker to start")
+                os.kill(broker, signal.SIGSTOP)
+                hung_at = time.monotonic()
+                try:
+                    wait_until(lambda: time.monotonic() > hung_at + HANG_SECONDS, 60, "the hang")
+                finally:
+                    os.kill(broker, signal.SIGCONT)
+                readyz = worker.metrics_url.replace("/metrics", "/readyz")
+                wait_ready(worker.process, readyz, "worker", worker.log, timeout=120)
+                more = traffic.count()[202] + 100
+                wait_until(lambda: traffic.count()[202] >= more, 60, "traffic after the hang")
+            check_outage_outcome("hung broker at join", bootstrap, topic, store, traffic, ingest_died=False)
+            assert worker.process.poll() is None, worker.log.read_text()
