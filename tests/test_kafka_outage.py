@@ -287,4 +287,6 @@ def test_a_broker_that_hangs_while_a_worker_joins_its_group_holds_nothing_back(t
                 more = traffic.count()[202] + 100
                 wait_until(lambda: traffic.count()[202] >= more, 60, "traffic after the hang")
             check_outage_outcome("hung broker at join", bootstrap, topic, store, traffic, ingest_died=False)
-            assert worker.process.poll() is None, worker.log.read_text()
+            log = worker.log.read_text()
+            assert worker.process.poll() is None, log
+            assert f"partitions of {topic} now held: [0, 1, 2]" in log, log

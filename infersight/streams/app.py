@@ -217,6 +217,8 @@ class StreamWorker:
         self._next_reload = time.monotonic() + settings.detections.reload_seconds
         # The state partition each assigned partition's index was built from.
         self._indexed: dict[int, Any] = {}
+        # The partitions last said to be held, in the log.
+        self._held: set[int] = set()
         self.store = store
 
     def _engine(self) -> tuple[Application, StreamingDataFrame]:
@@ -488,6 +490,16 @@ class StreamWorker:
                 self.runner.forget()
         for partition in partitions:
             self._index(partition)
+        held = set(partitions)
+        if held != self._held:
+            log.info(
+                "partitions of %s now held: %s (taken %s, given up %s)",
+                self.payloads,
+                sorted(held) or "none",
+                sorted(held - self._held) or "none",
+                sorted(self._held - held) or "none",
+            )
+            self._held = held
 
     def _index(self, partition: int) -> None:
         """Index the halves waiting in ``partition``'s state, once per assignment.
