@@ -284,6 +284,9 @@ def test_a_broker_that_hangs_while_a_worker_joins_its_group_holds_nothing_back(t
                     os.kill(broker, signal.SIGCONT)
                 readyz = worker.metrics_url.replace("/metrics", "/readyz")
                 wait_ready(worker.process, readyz, "worker", worker.log, timeout=120)
+                wait_until(  # what the ingest spooled while the broker hung is in Kafka only then
+                    lambda: spool_figures(ingest.url)["infersight_ingest_spool_events"] == 0, 120, "the drain"
+                )
                 more = traffic.count()[202] + 100
                 wait_until(lambda: traffic.count()[202] >= more, 60, "traffic after the hang")
             check_outage_outcome("hung broker at join", bootstrap, topic, store, traffic, ingest_died=False)
