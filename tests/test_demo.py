@@ -48,13 +48,16 @@ def test_demo_detects_each_phase_as_injected(
         ).fetchone()
     assert count == distinct == planned
 
-    # Drift in the drift phase only (the online detector may raise one false window at ERT 500).
+    # Drift in the drift phase only. The online detector is checked on the normal phase alone: the
+    # outliers phase opens with drifted rows still in its 10-row window and holds far-away rows. At
+    # ERT 500 a 50-row window of clean rows raises a false alarm about one time in eight (3 of 24 in
+    # 12 fits of the demo's detector), so one of the two normal windows may.
     ks = {name: r.drift["ks-drift"] for name, r in results.items()}
     online = {name: r.drift["online-drift"] for name, r in results.items()}
     assert ks["drift"].tested == 2 and ks["drift"].detected == 2, summary
     assert all(ks[name].detected == 0 for name in ("normal", "outliers")), summary
     assert online["drift"].detected >= 1, summary
-    assert sum(online[name].detected for name in ("normal", "outliers")) <= 1, summary
+    assert online["normal"].tested == 2 and online["normal"].detected <= 1, summary
 
     # Outliers and attacks flagged where injected, rarely elsewhere.
     outliers, attacks = results["outliers"].outliers, results["adversarial"].adversarial

@@ -76,17 +76,24 @@ def own_broker(tmp_path: Path) -> Iterator[tuple[dict[str, str], str]]:
         kafka_cli(env, "stop")
 
 
-@contextlib.contextmanager
-def ready_worker(bootstrap: str, topic: str, tmp_path: Path, store: Path) -> Iterator[Worker]:
-    """A worker storing to ``store``, running (not starting) before the outage finds it."""
-    with run_worker(
+def storing_worker(
+    bootstrap: str, topic: str, tmp_path: Path, store: Path
+) -> contextlib.AbstractContextManager[Worker]:
+    """A worker storing to ``store``, pairing and writing in short batches; started, not yet ready."""
+    return run_worker(
         bootstrap,
         topic,
         tmp_path,
         INFERSIGHT_STORE__URL=f"sqlite:///{store}",
         INFERSIGHT_WORKER__PAIRING_TIMEOUT_SECONDS="1",
         INFERSIGHT_WORKER__BATCH_SECONDS="0.2",
-    ) as worker:
+    )
+
+
+@contextlib.contextmanager
+def ready_worker(bootstrap: str, topic: str, tmp_path: Path, store: Path) -> Iterator[Worker]:
+    """A worker storing to ``store``, running (not starting) before the outage finds it."""
+    with storing_worker(bootstrap, topic, tmp_path, store) as worker:
         wait_ready(worker.process, worker.metrics_url.replace("/metrics", "/readyz"), "worker", worker.log)
         yield worker
 
@@ -265,16 +272,7 @@ def test_a_broker_that_hangs_while_a_worker_joins_its_group_holds_nothing_back(t
         ):
             with Traffic(ingest.url, senders=SENDERS, pause=PAUSE) as traffic:
                 wait_until(lambda: traffic.count()[202] >= 200, 60, "traffic before the worker starts")
-                worker = workers.enter_context(
-                    run_worker(
-                        bootstrap,
-                        topic,
-                        tmp_path,
-                        INFERSIGHT_STORE__URL=f"sqlite:///{store}",
-                        INFERSIGHT_WORKER__PAIRING_TIMEOUT_SECONDS="1",
-                        INFERSIGHT_WORKER__BATCH_SECONDS="0.2",
-                    )
-                )
+                worker = workers.enter_context(storing_worker(bootstrap, topic, tmp_path, store))
                 wait_until(lambda: "consuming" in worker.log.read_text(), 120, "the worker to start")
                 os.kill(broker, signal.SIGSTOP)
                 hung_at = time.monotonic()
