@@ -163,6 +163,11 @@ class WorkerConfig(Section):
     #: Paired records as JSON on this topic, for inspection; detectors and sinks run in the worker.
     records_topic: str | None = None
     state_dir: Path = Field(default_factory=lambda: default_state_dir() / "worker")
+    #: RocksDB memtable size per state partition (at most two each): open windows are rewritten
+    #: every checkpoint, and RocksDB's 64 MB (three each) held hundreds of MB for a few keys.
+    state_write_buffer_mb: int = Field(8, ge=1)
+    #: RocksDB block cache, one for every state partition of the process.
+    state_cache_mb: int = Field(64, ge=1)
     #: Loopback by default; 0.0.0.0 (the image sets it) or an address for Prometheus elsewhere.
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(8081, ge=0, le=65535)

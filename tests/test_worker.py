@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -12,13 +13,15 @@ from typing import Any
 
 import httpx
 import pytest
+import rocksdict
 from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 
-from infersight.config import KafkaConfig
+from infersight.config import KafkaConfig, WorkerConfig
 from infersight.eventformat import BODY_ERROR
 from infersight.kafkaclient import ensure_topics
+from infersight.streams.app import state_options
 from tests.helpers import Ingest, Worker, read_topic, run_ingest, run_worker, wait_for_records
 from tests.test_ingest import KSERVE_V1_REQUEST, KSERVE_V1_RESPONSE, kserve_headers, seldon_headers
 
@@ -312,3 +315,18 @@ def test_other_event_types_are_counted_with_bounded_labels(pipeline: Pipeline) -
         assert time.monotonic() < deadline, text
         time.sleep(0.5)
     assert "com.example." not in text
+
+
+def test_the_state_holds_its_memtables_to_the_worker_setting(tmp_path: Path) -> None:
+    """Open windows are rewritten every checkpoint: RocksDB's memtables must not grow with them."""
+    options = state_options(WorkerConfig(state_write_buffer_mb=1, state_cache_mb=4))
+    db = rocksdict.Rdict(str(tmp_path / "state"), options=options.to_options())
+    window = os.urandom(35_000)
+    peak = 0
+    try:
+        for step in range(600):  # 21 MB of rewrites of eight windows
+            db[f"window-{step % 8}".encode()] = window
+            peak = max(peak, int(db.property_int_value("rocksdb.cur-size-all-mem-tables") or 0))
+    finally:
+        db.close()
+    assert 512 * 1024 < peak <= 2 * (1 << 20) + 64 * 1024

@@ -40,9 +40,9 @@ from quixstreams.kafka.configuration import ConnectionConfig
 from quixstreams.models import TopicConfig
 from quixstreams.sinks import BaseSink, SinkBackpressureError
 from quixstreams.state import State
-from quixstreams.state.rocksdb import RocksDBStorePartition
+from quixstreams.state.rocksdb import RocksDBOptions, RocksDBStorePartition
 
-from infersight.config import Settings
+from infersight.config import Settings, WorkerConfig
 from infersight.detectors.runner import DetectorRunner
 from infersight.detectors.windows import Window, decode_window, encode_window
 from infersight.kafkaclient import librdkafka_config
@@ -155,6 +155,15 @@ class EngineWindows:
             state.set_bytes(_window_key(model, detector), encode_window(window))
 
 
+def state_options(config: WorkerConfig) -> RocksDBOptions:
+    """The state's RocksDB options: its memory bounded by the worker's settings, not RocksDB's."""
+    return RocksDBOptions(
+        write_buffer_size=config.state_write_buffer_mb << 20,
+        max_write_buffer_number=2,
+        block_cache_size=config.state_cache_mb << 20,
+    )
+
+
 def _window_key(model: ModelRef, detector: str) -> bytes:
     return f"{detector}|{model.component}|{model.endpoint}".encode()
 
@@ -250,6 +259,7 @@ class StreamWorker:
             },
             producer_extra_config={"message.max.bytes": kafka.max_message_bytes, "linger.ms": 5},
             state_dir=config.state_dir,
+            rocksdb_options=state_options(config),
             processing_guarantee=config.processing_guarantee,
             consumer_poll_timeout=TICK_SECONDS,
             loglevel=None,
