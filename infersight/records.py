@@ -1,9 +1,14 @@
-"""The record types that every stage shares: event types, model identity, partition keys."""
+"""The record types that every stage shares: event types, model identity, partition keys.
+
+The types built for every event (:class:`RawEvent`, :class:`Tensor`, :class:`Payload`,
+:class:`Half`, :class:`InferenceRecord`) are slotted dataclasses that are not frozen: a frozen
+dataclass's ``__init__`` costs three times as much, and no stage changes one once it is built.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import numpy as np
@@ -41,36 +46,53 @@ class ModelRef:
     ``component`` (``predictor``, ``transformer``, ``explainer``; empty when the logger does not
     say) is part of the identity: a transformer's traffic is not its predictor's. It comes last
     so that ``ModelRef(namespace, inferenceservice, endpoint)`` still reads as it always did.
+    The keys and labels derived from it are worked out once, as it is built.
     """
 
     namespace: str
     inferenceservice: str
     endpoint: str
     component: str = ""
+    #: ``namespace/inferenceservice``: every component of one service lands in one partition.
+    partition_key: str = field(init=False, repr=False, compare=False)
+    #: :attr:`partition_key` as the Kafka key it is.
+    kafka_key: bytes = field(init=False, repr=False, compare=False)
+    #: The values of the model labels of every metric, in :data:`MODEL_LABELS` order.
+    metric_labels: tuple[str, str, str, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        partition_key = f"{self.namespace}/{self.inferenceservice}"
+        object.__setattr__(self, "partition_key", partition_key)
+        object.__setattr__(self, "kafka_key", partition_key.encode())
+        labels = (self.namespace, self.inferenceservice, self.component, self.endpoint)
+        object.__setattr__(self, "metric_labels", labels)
 
     @classmethod
     def from_attributes(cls, attributes: Mapping[str, str]) -> ModelRef:
-        """Read the identity from KServe or Seldon extensions (Seldon's ``modelid`` as a fallback)."""
-        name = attributes.get("inferenceservicename") or attributes.get("modelid") or ""
-        return cls(
-            namespace=attributes.get("namespace", ""),
-            inferenceservice=name,
-            endpoint=attributes.get("endpoint", ""),
-            component=attributes.get("component", ""),
+        """Read the identity from KServe or Seldon extensions (Seldon's ``modelid`` as a fallback).
+
+        A worker sees a few models in every event: each is built once and looked up after.
+        """
+        get = attributes.get
+        identity = (
+            get("namespace", ""),
+            get("inferenceservicename") or get("modelid") or "",
+            get("endpoint", ""),
+            get("component", ""),
         )
-
-    @property
-    def partition_key(self) -> str:
-        """``namespace/inferenceservice``: every component of one service lands in one partition."""
-        return f"{self.namespace}/{self.inferenceservice}"
-
-    @property
-    def metric_labels(self) -> tuple[str, str, str, str]:
-        """The values of the model labels of every metric, in :data:`MODEL_LABELS` order."""
-        return (self.namespace, self.inferenceservice, self.component, self.endpoint)
+        model = _MODELS.get(identity)
+        if model is None:
+            model = cls(*identity)
+            if len(_MODELS) < _MODELS_KEPT:
+                _MODELS[identity] = model
+        return model
 
 
-@dataclass(frozen=True, slots=True)
+_MODELS: dict[tuple[str, str, str, str], ModelRef] = {}
+_MODELS_KEPT = 4096
+
+
+@dataclass(slots=True)
 class RawEvent:
     """One CloudEvent as received: attribute texts exactly as sent, and the body's bytes.
 
@@ -91,7 +113,7 @@ class RawEvent:
         return ModelRef.from_attributes(self.attributes)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Tensor:
     """One named array decoded from a payload.
 
@@ -104,7 +126,7 @@ class Tensor:
     columns: tuple[str, ...] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Payload:
     """A request or response body decoded into arrays.
 
@@ -149,7 +171,7 @@ def request_id_of(event: RawEvent) -> str:
     return event.attributes.get("requestid") or event.attributes.get("id", "")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Half:
     """One side of an inference: the event as received and its decoded body."""
 
@@ -190,7 +212,7 @@ class Score:
         return max(self.scores) if self.scores else float("nan")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class InferenceRecord:
     """A request and its response, or one of them alone when the other never came.
 

@@ -131,8 +131,18 @@ def parse_moment(text: str, *, now: datetime | None = None) -> datetime:
 
 
 def to_unix(text: str, *, strict: bool = False) -> float:
-    """``text`` as seconds since the Unix epoch, read as :func:`parse_time` reads it."""
-    return parse_time(text, strict=strict).timestamp()
+    """``text`` as seconds since the Unix epoch, read as :func:`parse_time` reads it.
+
+    Remembered like :func:`parse_time`'s readings: a worker asks this for each event's lag.
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"expected {_EXPECTED[strict]}, got {text!r}")
+    return _unix(text, strict)
+
+
+@functools.lru_cache(maxsize=8192)
+def _unix(text: str, strict: bool) -> float:
+    return _parse(text, strict).timestamp()
 
 
 def format_time(when: datetime | float) -> str:

@@ -35,7 +35,7 @@ class DeadLetters:
 
     def record(self, record: InferenceRecord, reason: str, detail: str) -> None:
         """Each half of ``record`` as the event it came in as, so it can be sent again once fixed."""
-        key = record.model.partition_key.encode()
+        key = record.model.kafka_key
         for half in (record.request, record.response):
             if half is not None:
                 self.send(key, half.event.data, event_headers(half.event), reason, detail)

@@ -45,7 +45,7 @@ class RecordsTopic:
 
     def write(self, batch: Batch) -> None:
         for record in batch.records:
-            self.publish(self.topic, record.model.partition_key.encode(), record_to_json(record), [])
+            self.publish(self.topic, record.model.kafka_key, record_to_json(record), [])
 
     def flush(self) -> None:
         pass

@@ -396,7 +396,7 @@ class StreamWorker:
         if received is None:
             return
         model = received.model
-        model_key = model.partition_key.encode()
+        model_key = model.kafka_key
         if key != model_key:  # a keyless source: pair it under its model's key
             self.publish(self.payloads, model_key, value or b"", list(headers or ()))
             return
@@ -465,7 +465,7 @@ class StreamWorker:
 
     def window_state(self, model: ModelRef) -> State[bytes, bytes] | None:
         """The state that keeps ``model``'s open windows, while its partition is this worker's."""
-        prefix = model.partition_key.encode()
+        prefix = model.kafka_key
         partition = self._partition_of.get(prefix)
         store = self.app._state_manager.get_store(self.dataframe.stream_id)
         if partition is None or partition not in store.partitions:

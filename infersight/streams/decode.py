@@ -95,7 +95,7 @@ class DecodeError(ValueError):
         self.reason = reason
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Undecodable(Payload):
     """A body that would not decode, kept ``raw`` byte for byte like any body of no known protocol.
 
@@ -199,6 +199,8 @@ def _decode_document(document: Any, tail: bytes = b"") -> Payload:
 
 def _v2_entries(document: dict[str, Any]) -> list[Any]:
     """The tensor entries of a v2 request or response, ``inputs`` before ``outputs``; empty if not v2."""
+    if "inputs" not in document and "outputs" not in document:  # v1 and Seldon bodies
+        return []
     return [
         entry
         for key in ("inputs", "outputs")
@@ -449,7 +451,7 @@ def _binary_bytes(chunk: bytes, where: str) -> Array:
 
 def _v1_tensors(key: str, value: Any) -> tuple[Tensor, ...]:
     """Rows of named features, a mapping of named columns, or one array named after the key."""
-    if isinstance(value, list) and value and all(_is_named(item) for item in value):
+    if isinstance(value, list) and value and _is_named(value[0]) and all(map(_is_named, value)):
         return _named_rows(key, value)
     if _is_named(value):
         return tuple(Tensor(name, _array(column, name)) for name, column in value.items())

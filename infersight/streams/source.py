@@ -63,7 +63,7 @@ class Source:
         Byte for byte what came when the rules changed nothing; re-encoded, in the shape it came
         in, when they redacted something.
         """
-        key = received.model.partition_key.encode()
+        key = received.model.kafka_key
         if kept is received:
             return key, value or b"", _pairs(headers)
         return key, kept.data, event_headers(kept)
