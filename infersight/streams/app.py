@@ -391,8 +391,7 @@ class StreamWorker:
         self, value: bytes | None, key: bytes | None, timestamp: int, headers: Any, state: State[bytes, bytes]
     ) -> None:
         context = message_context()
-        origin = f"{context.topic}/{context.partition}/{context.offset}"
-        received = self.source.read(value, headers, origin)
+        received = self.source.read(value, headers, context)
         if received is None:
             return
         model = received.model
@@ -401,10 +400,10 @@ class StreamWorker:
             self.publish(self.payloads, model_key, value or b"", list(headers or ()))
             return
         self.metrics.observe_lag(received, model)
-        event = self.source.admit(received, model, origin)
+        event = self.source.admit(received, model, context)
         if event is None:
             return
-        half = self.source.half(event, origin)
+        half = self.source.half(event, context)
         if half is None:
             if is_feedback(event):
                 self.hand_off.add_feedback(event)
@@ -422,11 +421,10 @@ class StreamWorker:
         They never passed the ingest, so its sampling and redaction apply before they are written.
         """
         context = message_context()
-        origin = f"{context.topic}/{context.partition}/{context.offset}"
-        received = self.source.read(value, headers, origin)
+        received = self.source.read(value, headers, context)
         if received is None:
             return
-        kept = self.source.admit(received, received.model, origin)
+        kept = self.source.admit(received, received.model, context)
         if kept is not None:
             self.publish(self.payloads, *self.source.rekeyed(received, kept, value, headers))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from typing import Protocol
 
 from infersight.binding import event_headers, from_kafka_record
 from infersight.eventformat import InvalidEvent
@@ -28,6 +29,28 @@ FEEDBACK_TYPES = frozenset({FEEDBACK, SELDON_FEEDBACK})
 RecordHeaders = Sequence[tuple[str, bytes | None]] | None
 
 
+class RecordPlace(Protocol):
+    """Where a record sits: the engine's message context has these."""
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def partition(self) -> int: ...
+
+    @property
+    def offset(self) -> int: ...
+
+
+#: Where a record came from, as ``topic/partition/offset`` or the place it is worked out from
+#: only when something is logged or dead-lettered: most records never need the text.
+Origin = RecordPlace | str
+
+
+def origin_text(origin: Origin) -> str:
+    return origin if isinstance(origin, str) else f"{origin.topic}/{origin.partition}/{origin.offset}"
+
+
 class Source:
     """The steps between a Kafka record and a half for pairing (or a feedback event for the store)."""
 
@@ -36,7 +59,7 @@ class Source:
         self.deadletters = deadletters
         self.metrics = metrics
 
-    def read(self, value: bytes | None, headers: RecordHeaders, origin: str) -> RawEvent | None:
+    def read(self, value: bytes | None, headers: RecordHeaders, origin: Origin) -> RawEvent | None:
         """The event the record carries (binary, structured or Seldon's), or None: dead-lettered."""
         try:
             return from_kafka_record(headers or (), value)
@@ -44,7 +67,7 @@ class Source:
             self.dead_letter(value, _pairs(headers), origin, "invalid_event", str(exc))
             return None
 
-    def admit(self, event: RawEvent, model: ModelRef, origin: str) -> RawEvent | None:
+    def admit(self, event: RawEvent, model: ModelRef, origin: Origin) -> RawEvent | None:
         """The event as its model's sampling and redaction keep it, or None: sampled out or refused."""
         try:
             kept = self.rules.apply(event)
@@ -68,7 +91,7 @@ class Source:
             return key, value or b"", _pairs(headers)
         return key, kept.data, event_headers(kept)
 
-    def half(self, event: RawEvent, origin: str) -> Half | None:
+    def half(self, event: RawEvent, origin: Origin) -> Half | None:
         """A request or response decoded for pairing, raw if its body would not decode; None for others.
 
         Other events are counted by type. A body that does not decode is paired and stored as it
@@ -79,16 +102,17 @@ class Source:
             return None
         payload = decode_event(event)
         if isinstance(payload, Undecodable):
-            log.info("a body from %s is kept raw: %s: %s", origin, payload.reason, payload.detail)
+            log.info(
+                "a body from %s is kept raw: %s: %s", origin_text(origin), payload.reason, payload.detail
+            )
         return Half(event=event, payload=payload, received_at=time.time())
 
     def dead_letter(
-        self, value: bytes | None, headers: Headers, origin: str, reason: str, detail: str
+        self, value: bytes | None, headers: Headers, origin: Origin, reason: str, detail: str
     ) -> None:
-        log.warning("dead letter from %s: %s: %s", origin, reason, detail)
-        self.deadletters.send(
-            None, value or b"", [*headers, (ORIGIN_HEADER, origin.encode())], reason, detail
-        )
+        where = origin_text(origin)
+        log.warning("dead letter from %s: %s: %s", where, reason, detail)
+        self.deadletters.send(None, value or b"", [*headers, (ORIGIN_HEADER, where.encode())], reason, detail)
 
 
 def is_feedback(event: RawEvent) -> bool:
