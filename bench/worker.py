@@ -37,12 +37,13 @@ inference as paired, and the store holds one row (request and response) for each
 
     python bench/worker.py [--quick] [--cases no-store,v2,store,detectors] [--events N]
                            [--detector-events N] [--check-pairs N]
-                           [--profile PATH] [--bootstrap HOST:PORT] [--json PATH] [--ports LOW-HIGH]
+                           [--profile PATH] [--profile-case no-store|store]
+                           [--bootstrap HOST:PORT] [--json PATH] [--ports LOW-HIGH]
 
-``--profile PATH`` records the no-store worker with py-spy from its first commit (its figures
-then say so): a flame graph, or raw stacks and the top functions by own time for ``.txt``. Without
-``--bootstrap`` or ``$KAFKA_BOOTSTRAP_SERVERS`` it starts the project's local broker in a
-temporary folder and stops it at the end.
+``--profile PATH`` records the no-store worker (or the store's, with ``--profile-case store``)
+with py-spy from its first commit (its figures then say so): a flame graph, or raw stacks and
+the top functions by own time for ``.txt``. Without ``--bootstrap`` or ``$KAFKA_BOOTSTRAP_SERVERS``
+it starts the project's local broker in a temporary folder and stops it at the end.
 
 The helpers above the line ``--- this benchmark`` (``Case``, ``fill``, ``worker_process``,
 ``time_worker``, ``check_records``, ...) are shared with ``bench/detectors.py`` and ``bench/soak.py``.
@@ -1200,8 +1201,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         default=None,
         metavar="PATH",
-        help=f"py-spy record the no-store worker for {PROFILE_SECONDS}s from its first commit: "
+        help=f"py-spy record a worker for {PROFILE_SECONDS}s from its first commit: "
         "a flame graph, or raw stacks and a list of own times where PATH ends in .txt",
+    )
+    parser.add_argument(
+        "--profile-case",
+        choices=("no-store", "store"),
+        default="no-store",
+        help="the worker --profile records (default no-store)",
     )
     add_common_arguments(parser, DEFAULT_JSON, "workers' metrics")
     args = parser.parse_args(argv)
@@ -1267,11 +1274,11 @@ def no_store(bench: Bench, case: Case, key: str, events: int, profile: Path | No
     bench.rows += rate_rows(key, f"no store, {case.name}", run, base, "bare consumer", AIM_NO_STORE)
 
 
-def with_store(bench: Bench, events: int) -> None:
+def with_store(bench: Bench, events: int, profile: Path | None) -> None:
     console.rule(f"SQLite store, {V1.name}")
     topic = bench.topic("store", V1, events)
     base = bench.baseline("sqlite", "sqlite", topic)
-    run = bench.worker("store", topic, store=bench.tmp / "store.db")
+    run = bench.worker("store", topic, store=bench.tmp / "store.db", profile=profile)
     bench.rows += rate_rows("store", f"SQLite store, {V1.name}", run, base, "dict + executemany", AIM_STORE)
 
 
@@ -1306,11 +1313,12 @@ def main(argv: list[str] | None = None) -> int:
     ):
         bench = Bench(bootstrap, stamp, Path(tmp_name), ports)
         if "no-store" in args.cases:
-            no_store(bench, V1, "no_store", args.events, args.profile)
+            profile = args.profile if args.profile_case == "no-store" else None
+            no_store(bench, V1, "no_store", args.events, profile)
         if "v2" in args.cases:
             no_store(bench, V2, "no_store_v2", args.events, None)
         if "store" in args.cases:
-            with_store(bench, args.events)
+            with_store(bench, args.events, args.profile if args.profile_case == "store" else None)
         if "detectors" in args.cases:
             with_detectors(bench, args.detector_events)
         console.rule("records topic check")
@@ -1318,7 +1326,9 @@ def main(argv: list[str] | None = None) -> int:
         checked = check_pass(bootstrap, check, stamp, ports[-1], bench.tmp)
     rows, runs, baselines = bench.rows, bench.runs, bench.baselines
     rows += check_rows(runs, checked, check.pairs)
-    profiled = " (no-store worker profiled by py-spy: its figures are disturbed)" if args.profile else ""
+    profiled = (
+        f" ({args.profile_case} worker profiled by py-spy: its figures are disturbed)" if args.profile else ""
+    )
     quick = " (quick)" if args.quick else ""
     report(rows, f"One infersight worker process against same-run baselines{quick}{profiled}")
     problems = explain(runs, checked, baselines)

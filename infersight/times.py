@@ -65,6 +65,13 @@ def parse_time(text: str, *, strict: bool = False) -> datetime:
     """
     if not isinstance(text, str):
         raise ValueError(f"expected {_EXPECTED[strict]}, got {text!r}")
+    if not strict:
+        # What the strict form takes reads the same leniently; the worker checked each event's
+        # time strictly, so the store's lenient reading of it is a lookup too.
+        try:
+            return _parse(text, True)
+        except ValueError:
+            pass
     return _parse(text, strict)
 
 
@@ -142,7 +149,7 @@ def to_unix(text: str, *, strict: bool = False) -> float:
 
 @functools.lru_cache(maxsize=8192)
 def _unix(text: str, strict: bool) -> float:
-    return _parse(text, strict).timestamp()
+    return parse_time(text, strict=strict).timestamp()
 
 
 def format_time(when: datetime | float) -> str:
