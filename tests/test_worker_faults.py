@@ -17,7 +17,16 @@ from sklearn.datasets import load_iris
 
 from infersight.config import KafkaConfig
 from infersight.kafkaclient import ensure_topics
-from tests.helpers import Worker, read_topic, report_fault, run_ingest, start_worker
+from tests.helpers import (
+    Worker,
+    committed_offsets,
+    read_topic,
+    report_fault,
+    run_ingest,
+    start_worker,
+    topic_size,
+    wait_until,
+)
 from tests.test_ingest import KSERVE_V1_REQUEST, KSERVE_V1_RESPONSE, kserve_headers
 
 pytestmark = pytest.mark.slow
@@ -92,6 +101,16 @@ def wait_pending(workers: list[Worker], count: int, timeout: float = 90) -> None
         time.sleep(0.5)
 
 
+def wait_committed(bootstrap: str, group: str, topic: str) -> None:
+    """Every offset of ``topic`` committed by ``group``: from then on, only the pairing state holds
+    the halves that wait."""
+    wait_until(
+        lambda: sum(committed_offsets(bootstrap, group, topic).values()) == topic_size(bootstrap, topic),
+        60,
+        f"{group} to commit every offset of {topic}",
+    )
+
+
 def test_the_models_cover_every_partition() -> None:
     from kafka.partitioner.default import murmur2
 
@@ -128,7 +147,7 @@ def test_killed_worker_loses_no_pending_half(kafka_bootstrap: str, tmp_path: Pat
             for index, event_id in enumerate(ids):
                 post(ingest.url, event_id, "request", MODELS[index % len(MODELS)])
             wait_pending([first], len(ids))
-            time.sleep(2)  # a commit interval: the requests' offsets are committed, only the table holds them
+            wait_committed(kafka_bootstrap, env["INFERSIGHT_WORKER__GROUP_ID"], topic)
             first.kill()
 
             second = start_worker(kafka_bootstrap, topic, tmp_path, **env)
@@ -202,7 +221,7 @@ def test_pairs_and_detector_state_move_when_a_worker_leaves(kafka_bootstrap: str
             for index, event_id in enumerate(ids):
                 post(ingest.url, event_id, "request", MODELS[index % len(MODELS)])
             wait_pending(workers, len(ids))
-            time.sleep(2)
+            wait_committed(kafka_bootstrap, env["INFERSIGHT_WORKER__GROUP_ID"], topic)
             leaving = workers.pop(owner)
             leaving.process.terminate()
             leaving.process.wait(timeout=60)
